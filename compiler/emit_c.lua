@@ -63,6 +63,7 @@ local function kernel_kind(n)
   if n.op == "matmul" and n.attrs.epilogue then return "matmul_" .. n.attrs.epilogue.name end
   if n.op == "matmul" and n.attrs.sum_axis then return "matmul_sum" end
   if n.op == "group_norm" and n.attrs.relu then return "group_norm_relu" end
+  if (n.op == "group_norm_sums" or n.op == "group_norm_grad_x") and n.attrs.relu then return "relu_" .. n.op end
   return n.op
 end
 

@@ -90,6 +90,7 @@ function M.describe(n)
   if n.op == "fused" then what = "fused:" .. n.attrs.name end
   if n.op == "matmul" and n.attrs.epilogue then what = "matmul+" .. n.attrs.epilogue.name end
   if n.op == "group_norm" and n.attrs.relu then what = "group_norm+relu" end
+  if (n.op == "group_norm_sums" or n.op == "group_norm_grad_x") and n.attrs.relu then what = "relu_grad+" .. n.op end
   if n.attrs.name and n.op ~= "fused" then what = what .. " '" .. n.attrs.name .. "'" end
   return string.format("%%%d %s %s", n.id, what, n.shape and size.shape_str(n.shape) or "[?]")
 end

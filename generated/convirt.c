@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[363] = {
+static reclf_prof_entry prof[359] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -291,9 +291,8 @@ static reclf_prof_entry prof[363] = {
     {"convirt_image_vjp_k128_sum", "%803 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%805 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%806 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%808 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%809 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%810 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%809 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%810 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%811 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%813 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%815 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -321,9 +320,8 @@ static reclf_prof_entry prof[363] = {
     {"convirt_image_vjp_k207_sum", "%852 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%854 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%855 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%857 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%858 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%859 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%858 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%859 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%860 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%862 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%864 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -351,9 +349,8 @@ static reclf_prof_entry prof[363] = {
     {"convirt_image_vjp_k256_sum", "%901 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%903 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%904 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%906 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%907 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%908 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%907 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%908 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%909 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%911 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%913 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -371,9 +368,8 @@ static reclf_prof_entry prof[363] = {
     {"convirt_image_vjp_k256_sum", "%934 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%936 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%937 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%939 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%940 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%941 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%940 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%941 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%942 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%944 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%946 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -381,7 +377,7 @@ static reclf_prof_entry prof[363] = {
     {"convirt_image_vjp_k256_sum", "%950 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%953 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt = {363, prof};
+const reclf_prof_table reclf_profile_convirt = {359, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -748,111 +744,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(272, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5710576 + 589824*B, A + 5710576 + 606208*B, (real *)P + 343008, A + 0, B)); /* %805 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(273, 288, 128, 64);
     CALL(273, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5710576 + 606208*B, A + 5710576 + 581632*B, A + 0, B)); /* %806 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(274, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5710576 + 606208*B, A + 5710576 + 589824*B, A + 5710576 + 581632*B, B)); /* %808 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(275, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5710576 + 589824*B, A + 5710576 + 606208*B, A + 5710576 + 573440*B, A + 5710576 + 626816*B, B)); /* %809 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(276, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5710576 + 581632*B, A + 5710576 + 606208*B, A + 5710576 + 573440*B, A + 5710576 + 626816*B, (real *)P + 342752, A + 5710576 + 589824*B, B)); /* %810 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(277, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5681152, A + 5710576 + 589824*B, B)); /* %811 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(278, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5708928, A + 5681152)); /* %813 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(279, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5709056, A + 5681152)); /* %815 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(280, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5710576 + 573440*B, A + 5710576 + 581632*B, B)); /* %818 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(281, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5709184, A + 5710576 + 573440*B, B)); /* %819 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(282, 1152, 64, 128);
-    CALL(282, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5710576 + 573440*B, A + 5710576 + 581632*B, (real *)P + 195168, A + 0, B)); /* %821 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(283, 288, 128, 64);
-    CALL(283, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5710576 + 581632*B, A + 5710576 + 548864*B, A + 0, B)); /* %822 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(284, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5710576 + 581632*B, A + 5710576 + 598016*B, A + 5710576 + 573440*B, A + 5710576 + 548864*B, B)); /* %825 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(285, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5710576 + 548864*B, A + 5710576 + 581632*B, A + 5710576 + 540672*B, A + 5710576 + 626800*B, B)); /* %826 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(286, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5710576 + 573440*B, A + 5710576 + 581632*B, A + 5710576 + 540672*B, A + 5710576 + 626800*B, (real *)P + 194912, A + 5710576 + 548864*B, B)); /* %827 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(287, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5681152, A + 5710576 + 548864*B, B)); /* %828 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(288, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5709312, A + 5681152)); /* %830 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(289, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5709440, A + 5681152)); /* %832 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(290, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5710576 + 540672*B, A + 5710576 + 573440*B, B)); /* %835 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(291, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5709568, A + 5710576 + 540672*B, B)); /* %836 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(292, 576, 64, 128);
-    CALL(292, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5710576 + 540672*B, A + 5710576 + 573440*B, (real *)P + 121056, A + 0, B)); /* %838 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(293, 144, 128, 64);
-    CALL(293, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5710576 + 573440*B, A + 5710576 + 557056*B, A + 0, B)); /* %839 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(294, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5710576 + 573440*B, A + 5710576 + 540672*B, A + 5710576 + 557056*B, B)); /* %841 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(295, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5710576 + 557056*B, A + 5710576 + 573440*B, A + 5710576 + 524288*B, A + 5710576 + 626784*B, B)); /* %842 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(296, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5710576 + 540672*B, A + 5710576 + 573440*B, A + 5710576 + 524288*B, A + 5710576 + 626784*B, (real *)P + 120928, A + 5710576 + 557056*B, B)); /* %843 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(297, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5681152, A + 5710576 + 557056*B, B)); /* %844 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(298, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5709696, A + 5681152)); /* %846 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(299, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5709760, A + 5681152)); /* %848 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(300, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 524288*B, A + 5710576 + 540672*B, B)); /* %851 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(301, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5709824, A + 5710576 + 524288*B, B)); /* %852 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(302, 576, 256, 64);
-    CALL(302, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5710576 + 524288*B, A + 5710576 + 540672*B, (real *)P + 84000, A + 0, B)); /* %854 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(303, 144, 64, 256);
-    CALL(303, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5710576 + 540672*B, A + 5710576 + 507904*B, A + 0, B)); /* %855 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(304, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5710576 + 540672*B, A + 5710576 + 524288*B, A + 5710576 + 507904*B, B)); /* %857 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(305, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5710576 + 507904*B, A + 5710576 + 540672*B, A + 5710576 + 491520*B, A + 5710576 + 626768*B, B)); /* %858 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(306, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5710576 + 557056*B, A + 5710576 + 540672*B, A + 5710576 + 491520*B, A + 5710576 + 626768*B, (real *)P + 83872, A + 5710576 + 507904*B, B)); /* %859 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(307, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5681152, A + 5710576 + 507904*B, B)); /* %860 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(308, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5709888, A + 5681152)); /* %862 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(309, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5709952, A + 5681152)); /* %864 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(310, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 589824*B, A + 5710576 + 557056*B, B)); /* %867 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(311, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5710016, A + 5710576 + 589824*B, B)); /* %868 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(312, 576, 256, 64);
-    CALL(312, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5710576 + 491520*B, A + 5710576 + 557056*B, (real *)P + 46944, A + 0, B)); /* %870 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(313, 144, 64, 256);
-    CALL(313, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5710576 + 557056*B, A + 5710576 + 442368*B, A + 0, B)); /* %871 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(314, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5710576 + 507904*B, A + 5710576 + 573440*B, A + 5710576 + 491520*B, A + 5710576 + 442368*B, B)); /* %874 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(315, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5710576 + 442368*B, A + 5710576 + 507904*B, A + 5710576 + 425984*B, A + 5710576 + 626752*B, B)); /* %875 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(316, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5710576 + 491520*B, A + 5710576 + 507904*B, A + 5710576 + 425984*B, A + 5710576 + 626752*B, (real *)P + 46816, A + 5710576 + 442368*B, B)); /* %876 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(317, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5710576 + 442368*B, B)); /* %877 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(318, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5710080, A + 5498880)); /* %879 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(319, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5710144, A + 5498880)); /* %881 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(320, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 425984*B, A + 5710576 + 491520*B, B)); /* %884 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(321, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5710208, A + 5710576 + 425984*B, B)); /* %885 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(322, 288, 256, 64);
-    CALL(322, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5710576 + 425984*B, A + 5710576 + 491520*B, (real *)P + 28320, A + 0, B)); /* %887 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(323, 144, 64, 256);
-    CALL(323, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5710576 + 491520*B, A + 5710576 + 458752*B, A + 0, B)); /* %888 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(324, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5710576 + 491520*B, A + 5710576 + 425984*B, A + 5710576 + 458752*B, B)); /* %890 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(325, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5710576 + 458752*B, A + 5710576 + 491520*B, A + 5710576 + 393216*B, A + 5710576 + 626736*B, B)); /* %891 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(326, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5710576 + 425984*B, A + 5710576 + 491520*B, A + 5710576 + 393216*B, A + 5710576 + 626736*B, (real *)P + 28256, A + 5710576 + 458752*B, B)); /* %892 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(327, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5681152, A + 5710576 + 458752*B, B)); /* %893 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(328, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710272, A + 5681152)); /* %895 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(329, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710304, A + 5681152)); /* %897 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(330, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 393216*B, A + 5710576 + 425984*B, B)); /* %900 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(331, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710336, A + 5710576 + 393216*B, B)); /* %901 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(332, 288, 1024, 32);
-    CALL(332, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5710576 + 393216*B, A + 5710576 + 425984*B, (real *)P + 19008, A + 0, B)); /* %903 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(333, 144, 32, 1024);
-    CALL(333, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5681152, A + 5710576 + 425984*B, A + 5710576 + 360448*B, A + 0, B)); /* %904 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(334, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5710576 + 425984*B, A + 5710576 + 393216*B, A + 5710576 + 360448*B, B)); /* %906 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(335, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5710576 + 360448*B, A + 5710576 + 425984*B, A + 5710576 + 327680*B, A + 5710576 + 626720*B, B)); /* %907 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(336, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5710576 + 458752*B, A + 5710576 + 425984*B, A + 5710576 + 327680*B, A + 5710576 + 626720*B, (real *)P + 18944, A + 5710576 + 360448*B, B)); /* %908 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(337, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5690368, A + 5710576 + 360448*B, B)); /* %909 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(338, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710368, A + 5690368)); /* %911 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(339, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710400, A + 5690368)); /* %913 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(340, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 524288*B, A + 5710576 + 458752*B, B)); /* %916 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(341, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710432, A + 5710576 + 524288*B, B)); /* %917 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(342, 288, 1024, 32);
-    CALL(342, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5710576 + 327680*B, A + 5710576 + 458752*B, (real *)P + 9696, A + 0, B)); /* %919 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(343, 144, 32, 1024);
-    CALL(343, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5690368, A + 5710576 + 458752*B, A + 5710576 + 294912*B, A + 0, B)); /* %920 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(344, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5710576 + 360448*B, A + 5710576 + 491520*B, A + 5710576 + 327680*B, A + 5710576 + 294912*B, B)); /* %923 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(345, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5710576 + 294912*B, A + 5710576 + 360448*B, A + 5710576 + 262144*B, A + 5710576 + 626704*B, B)); /* %924 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(346, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5710576 + 393216*B, A + 5710576 + 360448*B, A + 5710576 + 262144*B, A + 5710576 + 626704*B, (real *)P + 9632, A + 5710576 + 294912*B, B)); /* %925 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(347, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5710576 + 294912*B, B)); /* %926 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(348, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710464, A + 0)); /* %928 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710496, A + 0)); /* %930 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 262144*B, A + 5710576 + 393216*B, B)); /* %933 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(351, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710528, A + 5710576 + 262144*B, B)); /* %934 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(352, 288, 1024, 32);
-    CALL(352, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5710576 + 262144*B, A + 5710576 + 393216*B, (real *)P + 384, A + 0, B)); /* %936 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(353, 144, 32, 1024);
-    CALL(353, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5710576 + 393216*B, A + 5710576 + 131072*B, A + 0, B)); /* %937 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(354, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5710576 + 393216*B, A + 5710576 + 262144*B, A + 5710576 + 131072*B, B)); /* %939 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(355, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5710576 + 524288*B, A + 5710576 + 393216*B, A + 5710576, A + 5710576 + 626688*B, B)); /* %940 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(356, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5710576 + 131072*B, A + 5710576 + 393216*B, A + 5710576, A + 5710576 + 626688*B, (real *)P + 320, A + 5710576 + 524288*B, B)); /* %941 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(357, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5710576 + 524288*B, B)); /* %942 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(358, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %944 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(359, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %946 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(360, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5710576, A + 5710576 + 131072*B, B)); /* %949 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(361, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5710576, B)); /* %950 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(362, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5710576 + 131072*B, A + 5710576 + 622592*B, A + 0, B)); /* %953 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(274, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5710576 + 606208*B, A + 5710576 + 589824*B, A + 5710576 + 573440*B, A + 5710576 + 626816*B, (real *)P + 342752, (real *)P + 342880, B)); /* %809 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(275, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5710576 + 581632*B, A + 5710576 + 589824*B, A + 5710576 + 573440*B, A + 5710576 + 626816*B, (real *)P + 342752, A + 5710576 + 606208*B, (real *)P + 342880, B)); /* %810 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(276, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5681152, A + 5710576 + 606208*B, B)); /* %811 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(277, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5708928, A + 5681152)); /* %813 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(278, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5709056, A + 5681152)); /* %815 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(279, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5710576 + 573440*B, A + 5710576 + 581632*B, B)); /* %818 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(280, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5709184, A + 5710576 + 573440*B, B)); /* %819 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(281, 1152, 64, 128);
+    CALL(281, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5710576 + 573440*B, A + 5710576 + 581632*B, (real *)P + 195168, A + 0, B)); /* %821 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(282, 288, 128, 64);
+    CALL(282, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5710576 + 581632*B, A + 5710576 + 548864*B, A + 0, B)); /* %822 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(283, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5710576 + 581632*B, A + 5710576 + 598016*B, A + 5710576 + 573440*B, A + 5710576 + 548864*B, B)); /* %825 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(284, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5710576 + 548864*B, A + 5710576 + 581632*B, A + 5710576 + 540672*B, A + 5710576 + 626800*B, B)); /* %826 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(285, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5710576 + 573440*B, A + 5710576 + 581632*B, A + 5710576 + 540672*B, A + 5710576 + 626800*B, (real *)P + 194912, A + 5710576 + 548864*B, B)); /* %827 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(286, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5681152, A + 5710576 + 548864*B, B)); /* %828 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(287, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5709312, A + 5681152)); /* %830 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(288, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5709440, A + 5681152)); /* %832 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(289, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5710576 + 540672*B, A + 5710576 + 573440*B, B)); /* %835 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(290, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5709568, A + 5710576 + 540672*B, B)); /* %836 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(291, 576, 64, 128);
+    CALL(291, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5710576 + 540672*B, A + 5710576 + 573440*B, (real *)P + 121056, A + 0, B)); /* %838 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(292, 144, 128, 64);
+    CALL(292, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5710576 + 573440*B, A + 5710576 + 557056*B, A + 0, B)); /* %839 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(293, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5710576 + 573440*B, A + 5710576 + 540672*B, A + 5710576 + 557056*B, B)); /* %841 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(294, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5710576 + 557056*B, A + 5710576 + 573440*B, A + 5710576 + 524288*B, A + 5710576 + 626784*B, B)); /* %842 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(295, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5710576 + 540672*B, A + 5710576 + 573440*B, A + 5710576 + 524288*B, A + 5710576 + 626784*B, (real *)P + 120928, A + 5710576 + 557056*B, B)); /* %843 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(296, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5681152, A + 5710576 + 557056*B, B)); /* %844 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(297, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5709696, A + 5681152)); /* %846 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(298, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5709760, A + 5681152)); /* %848 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(299, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 524288*B, A + 5710576 + 540672*B, B)); /* %851 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(300, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5709824, A + 5710576 + 524288*B, B)); /* %852 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(301, 576, 256, 64);
+    CALL(301, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5710576 + 524288*B, A + 5710576 + 540672*B, (real *)P + 84000, A + 0, B)); /* %854 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(302, 144, 64, 256);
+    CALL(302, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5710576 + 540672*B, A + 5710576 + 507904*B, A + 0, B)); /* %855 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(303, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5710576 + 540672*B, A + 5710576 + 524288*B, A + 5710576 + 491520*B, A + 5710576 + 626768*B, (real *)P + 83872, (real *)P + 83936, B)); /* %858 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(304, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5710576 + 507904*B, A + 5710576 + 524288*B, A + 5710576 + 491520*B, A + 5710576 + 626768*B, (real *)P + 83872, A + 5710576 + 540672*B, (real *)P + 83936, B)); /* %859 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(305, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5681152, A + 5710576 + 540672*B, B)); /* %860 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(306, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5709888, A + 5681152)); /* %862 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(307, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5709952, A + 5681152)); /* %864 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(308, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 491520*B, A + 5710576 + 507904*B, B)); /* %867 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(309, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5710016, A + 5710576 + 491520*B, B)); /* %868 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(310, 576, 256, 64);
+    CALL(310, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5710576 + 491520*B, A + 5710576 + 507904*B, (real *)P + 46944, A + 0, B)); /* %870 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(311, 144, 64, 256);
+    CALL(311, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5710576 + 507904*B, A + 5710576 + 442368*B, A + 0, B)); /* %871 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(312, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5710576 + 507904*B, A + 5710576 + 573440*B, A + 5710576 + 491520*B, A + 5710576 + 442368*B, B)); /* %874 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(313, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5710576 + 442368*B, A + 5710576 + 507904*B, A + 5710576 + 425984*B, A + 5710576 + 626752*B, B)); /* %875 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(314, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5710576 + 491520*B, A + 5710576 + 507904*B, A + 5710576 + 425984*B, A + 5710576 + 626752*B, (real *)P + 46816, A + 5710576 + 442368*B, B)); /* %876 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(315, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5710576 + 442368*B, B)); /* %877 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(316, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5710080, A + 5498880)); /* %879 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(317, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5710144, A + 5498880)); /* %881 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(318, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5710576 + 425984*B, A + 5710576 + 491520*B, B)); /* %884 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(319, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5710208, A + 5710576 + 425984*B, B)); /* %885 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(320, 288, 256, 64);
+    CALL(320, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5710576 + 425984*B, A + 5710576 + 491520*B, (real *)P + 28320, A + 0, B)); /* %887 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(321, 144, 64, 256);
+    CALL(321, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5710576 + 491520*B, A + 5710576 + 458752*B, A + 0, B)); /* %888 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(322, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5710576 + 491520*B, A + 5710576 + 425984*B, A + 5710576 + 458752*B, B)); /* %890 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(323, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5710576 + 458752*B, A + 5710576 + 491520*B, A + 5710576 + 393216*B, A + 5710576 + 626736*B, B)); /* %891 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(324, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5710576 + 425984*B, A + 5710576 + 491520*B, A + 5710576 + 393216*B, A + 5710576 + 626736*B, (real *)P + 28256, A + 5710576 + 458752*B, B)); /* %892 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(325, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5681152, A + 5710576 + 458752*B, B)); /* %893 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(326, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710272, A + 5681152)); /* %895 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(327, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710304, A + 5681152)); /* %897 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(328, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 393216*B, A + 5710576 + 425984*B, B)); /* %900 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(329, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710336, A + 5710576 + 393216*B, B)); /* %901 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(330, 288, 1024, 32);
+    CALL(330, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5710576 + 393216*B, A + 5710576 + 425984*B, (real *)P + 19008, A + 0, B)); /* %903 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(331, 144, 32, 1024);
+    CALL(331, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5681152, A + 5710576 + 425984*B, A + 5710576 + 360448*B, A + 0, B)); /* %904 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(332, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5710576 + 425984*B, A + 5710576 + 393216*B, A + 5710576 + 327680*B, A + 5710576 + 626720*B, (real *)P + 18944, (real *)P + 18976, B)); /* %907 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(333, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5710576 + 360448*B, A + 5710576 + 393216*B, A + 5710576 + 327680*B, A + 5710576 + 626720*B, (real *)P + 18944, A + 5710576 + 425984*B, (real *)P + 18976, B)); /* %908 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(334, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5690368, A + 5710576 + 425984*B, B)); /* %909 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(335, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710368, A + 5690368)); /* %911 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(336, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710400, A + 5690368)); /* %913 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(337, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 327680*B, A + 5710576 + 360448*B, B)); /* %916 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(338, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710432, A + 5710576 + 327680*B, B)); /* %917 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(339, 288, 1024, 32);
+    CALL(339, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5710576 + 327680*B, A + 5710576 + 360448*B, (real *)P + 9696, A + 0, B)); /* %919 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(340, 144, 32, 1024);
+    CALL(340, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5690368, A + 5710576 + 360448*B, A + 5710576 + 294912*B, A + 0, B)); /* %920 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(341, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5710576 + 360448*B, A + 5710576 + 491520*B, A + 5710576 + 327680*B, A + 5710576 + 294912*B, B)); /* %923 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(342, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5710576 + 294912*B, A + 5710576 + 360448*B, A + 5710576 + 262144*B, A + 5710576 + 626704*B, B)); /* %924 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(343, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5710576 + 393216*B, A + 5710576 + 360448*B, A + 5710576 + 262144*B, A + 5710576 + 626704*B, (real *)P + 9632, A + 5710576 + 294912*B, B)); /* %925 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(344, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5710576 + 294912*B, B)); /* %926 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(345, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5710464, A + 0)); /* %928 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(346, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5710496, A + 0)); /* %930 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(347, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5710576 + 262144*B, A + 5710576 + 393216*B, B)); /* %933 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(348, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5710528, A + 5710576 + 262144*B, B)); /* %934 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(349, 288, 1024, 32);
+    CALL(349, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5710576 + 262144*B, A + 5710576 + 393216*B, (real *)P + 384, A + 0, B)); /* %936 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(350, 144, 32, 1024);
+    CALL(350, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5710576 + 393216*B, A + 5710576 + 131072*B, A + 0, B)); /* %937 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(351, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5710576 + 393216*B, A + 5710576 + 262144*B, A + 5710576, A + 5710576 + 626688*B, (real *)P + 320, (real *)P + 352, B)); /* %940 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5710576 + 131072*B, A + 5710576 + 262144*B, A + 5710576, A + 5710576 + 626688*B, (real *)P + 320, A + 5710576 + 393216*B, (real *)P + 352, B)); /* %941 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(353, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5710576 + 393216*B, B)); /* %942 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(354, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %944 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(355, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %946 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(356, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5710576, A + 5710576 + 131072*B, B)); /* %949 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(357, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5710576, B)); /* %950 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(358, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5710576 + 131072*B, A + 5710576 + 622592*B, A + 0, B)); /* %953 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

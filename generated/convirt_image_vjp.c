@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[159] = {
+static reclf_prof_entry prof[155] = {
     {"convirt_image_k3_fused_scale_addc", "%3 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%6 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%9 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -87,9 +87,8 @@ static reclf_prof_entry prof[159] = {
     {"convirt_image_vjp_k128_sum", "%158 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%160 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%161 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%163 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%164 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%165 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%164 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%165 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%166 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%168 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%170 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -117,9 +116,8 @@ static reclf_prof_entry prof[159] = {
     {"convirt_image_vjp_k207_sum", "%207 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%209 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%210 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%212 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%213 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%214 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%213 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%214 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%215 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%217 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%219 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -147,9 +145,8 @@ static reclf_prof_entry prof[159] = {
     {"convirt_image_vjp_k256_sum", "%256 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%258 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%259 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%261 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%262 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%263 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%262 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%263 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%264 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%266 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%268 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -167,9 +164,8 @@ static reclf_prof_entry prof[159] = {
     {"convirt_image_vjp_k256_sum", "%289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%291 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%294 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%296 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%295 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%296 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -177,7 +173,7 @@ static reclf_prof_entry prof[159] = {
     {"convirt_image_vjp_k256_sum", "%305 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%308 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_convirt_image_vjp = {159, prof};
+const reclf_prof_table reclf_profile_convirt_image_vjp = {155, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -286,111 +282,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(68, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5177584 + 589824*B, A + 5177584 + 606208*B, (real *)P + 343008, A + 0, B)); /* %160 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(69, 288, 128, 64);
     CALL(69, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5177584 + 606208*B, A + 5177584 + 581632*B, A + 0, B)); /* %161 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(70, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5177584 + 606208*B, A + 5177584 + 589824*B, A + 5177584 + 581632*B, B)); /* %163 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(71, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 589824*B, A + 5177584 + 606208*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, B)); /* %164 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(72, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 581632*B, A + 5177584 + 606208*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, (real *)P + 342752, A + 5177584 + 589824*B, B)); /* %165 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(73, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4810752, A + 5177584 + 589824*B, B)); /* %166 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(74, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5175936, A + 4810752)); /* %168 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(75, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176064, A + 4810752)); /* %170 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(76, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 573440*B, A + 5177584 + 581632*B, B)); /* %173 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(77, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176192, A + 5177584 + 573440*B, B)); /* %174 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(78, 1152, 64, 128);
-    CALL(78, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5177584 + 573440*B, A + 5177584 + 581632*B, (real *)P + 195168, A + 0, B)); /* %176 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(79, 288, 128, 64);
-    CALL(79, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5177584 + 581632*B, A + 5177584 + 548864*B, A + 0, B)); /* %177 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(80, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5177584 + 606208*B, A + 5177584 + 598016*B, A + 5177584 + 573440*B, A + 5177584 + 548864*B, B)); /* %180 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(81, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 548864*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, B)); /* %181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(82, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 573440*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, (real *)P + 194912, A + 5177584 + 548864*B, B)); /* %182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(83, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4958208, A + 5177584 + 548864*B, B)); /* %183 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(84, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5176320, A + 4958208)); /* %185 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(85, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176448, A + 4958208)); /* %187 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(86, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 540672*B, A + 5177584 + 573440*B, B)); /* %190 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(87, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176576, A + 5177584 + 540672*B, B)); /* %191 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(88, 576, 64, 128);
-    CALL(88, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5177584 + 540672*B, A + 5177584 + 573440*B, (real *)P + 121056, A + 0, B)); /* %193 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(89, 144, 128, 64);
-    CALL(89, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 4958208, A + 5177584 + 573440*B, A + 5177584 + 557056*B, A + 0, B)); /* %194 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(90, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5177584 + 573440*B, A + 5177584 + 540672*B, A + 5177584 + 557056*B, B)); /* %196 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(91, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 557056*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, B)); /* %197 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(92, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 540672*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, (real *)P + 120928, A + 5177584 + 557056*B, B)); /* %198 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(93, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 557056*B, B)); /* %199 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(94, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176704, A + 5156864)); /* %201 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(95, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176768, A + 5156864)); /* %203 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(96, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 524288*B, A + 5177584 + 540672*B, B)); /* %206 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(97, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5176832, A + 5177584 + 524288*B, B)); /* %207 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(98, 576, 256, 64);
-    CALL(98, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 524288*B, A + 5177584 + 540672*B, (real *)P + 84000, A + 0, B)); /* %209 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(99, 144, 64, 256);
-    CALL(99, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5031936, A + 5177584 + 540672*B, A + 5177584 + 507904*B, A + 0, B)); /* %210 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(100, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5177584 + 540672*B, A + 5177584 + 524288*B, A + 5177584 + 507904*B, B)); /* %212 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(101, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 540672*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, B)); /* %213 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(102, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 557056*B, A + 5177584 + 540672*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, (real *)P + 83872, A + 5177584 + 622592*B, B)); /* %214 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(103, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %215 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(104, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176896, A + 5156864)); /* %217 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(105, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176960, A + 5156864)); /* %219 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(106, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 622592*B, A + 5177584 + 557056*B, B)); /* %222 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(107, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177024, A + 5177584 + 622592*B, B)); /* %223 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(108, 576, 256, 64);
-    CALL(108, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 491520*B, A + 5177584 + 557056*B, (real *)P + 46944, A + 0, B)); /* %225 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(109, 144, 64, 256);
-    CALL(109, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5068800, A + 5177584 + 557056*B, A + 5177584 + 442368*B, A + 0, B)); /* %226 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(110, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5177584 + 507904*B, A + 5177584 + 573440*B, A + 5177584 + 491520*B, A + 5177584 + 442368*B, B)); /* %229 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(111, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 442368*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, B)); /* %230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(112, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 491520*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, (real *)P + 46816, A + 5177584 + 442368*B, B)); /* %231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(113, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5105664, A + 5177584 + 442368*B, B)); /* %232 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(114, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5177088, A + 5105664)); /* %234 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(115, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5177152, A + 5105664)); /* %236 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(116, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 622592*B, A + 5177584 + 491520*B, B)); /* %239 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(117, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177216, A + 5177584 + 622592*B, B)); /* %240 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(118, 288, 256, 64);
-    CALL(118, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5177584 + 425984*B, A + 5177584 + 491520*B, (real *)P + 28320, A + 0, B)); /* %242 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(119, 144, 64, 256);
-    CALL(119, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5105664, A + 5177584 + 491520*B, A + 5177584 + 458752*B, A + 0, B)); /* %243 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(120, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5177584 + 491520*B, A + 5177584 + 425984*B, A + 5177584 + 458752*B, B)); /* %245 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(121, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, B)); /* %246 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(122, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 425984*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, (real *)P + 28256, A + 5177584 + 622592*B, B)); /* %247 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(123, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %248 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(124, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177280, A + 5156864)); /* %250 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(125, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177312, A + 5156864)); /* %252 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(126, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 425984*B, B)); /* %255 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(127, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177344, A + 5177584 + 622592*B, B)); /* %256 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(128, 288, 1024, 32);
-    CALL(128, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 393216*B, A + 5177584 + 425984*B, (real *)P + 19008, A + 0, B)); /* %258 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(129, 144, 32, 1024);
-    CALL(129, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5156864, A + 5177584 + 425984*B, A + 5177584 + 360448*B, A + 0, B)); /* %259 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(130, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5177584 + 425984*B, A + 5177584 + 393216*B, A + 5177584 + 360448*B, B)); /* %261 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(131, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 425984*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, B)); /* %262 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(132, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 458752*B, A + 5177584 + 425984*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, (real *)P + 18944, A + 5177584 + 622592*B, B)); /* %263 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(133, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5166080, A + 5177584 + 622592*B, B)); /* %264 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(134, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177376, A + 5166080)); /* %266 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(135, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177408, A + 5166080)); /* %268 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(136, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 458752*B, B)); /* %271 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(137, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177440, A + 5177584 + 622592*B, B)); /* %272 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(138, 288, 1024, 32);
-    CALL(138, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 327680*B, A + 5177584 + 458752*B, (real *)P + 9696, A + 0, B)); /* %274 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(139, 144, 32, 1024);
-    CALL(139, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5166080, A + 5177584 + 458752*B, A + 5177584 + 294912*B, A + 0, B)); /* %275 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(140, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5177584 + 360448*B, A + 5177584 + 491520*B, A + 5177584 + 327680*B, A + 5177584 + 294912*B, B)); /* %278 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(141, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, B)); /* %279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(142, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 393216*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, (real *)P + 9632, A + 5177584 + 622592*B, B)); /* %280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(143, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %281 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(144, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177472, A + 0)); /* %283 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(145, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177504, A + 0)); /* %285 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(146, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 393216*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(147, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177536, A + 5177584 + 622592*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(148, 288, 1024, 32);
-    CALL(148, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5177584 + 262144*B, A + 5177584 + 393216*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(149, 144, 32, 1024);
-    CALL(149, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5177584 + 393216*B, A + 5177584 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(150, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5177584 + 393216*B, A + 5177584 + 262144*B, A + 5177584 + 131072*B, B)); /* %294 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(151, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, B)); /* %295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(152, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5177584 + 131072*B, A + 5177584 + 393216*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, A + 5177584 + 622592*B, B)); /* %296 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(153, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(154, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(155, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(156, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5177584 + 622592*B, A + 5177584 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(157, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5177584 + 622592*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(158, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5177584 + 131072*B, A + 5177584 + 638976*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(70, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5177584 + 606208*B, A + 5177584 + 589824*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, (real *)P + 342752, (real *)P + 342880, B)); /* %164 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(71, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5177584 + 581632*B, A + 5177584 + 589824*B, A + 5177584 + 573440*B, A + 5177584 + 643456*B, (real *)P + 342752, A + 5177584 + 606208*B, (real *)P + 342880, B)); /* %165 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(72, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4810752, A + 5177584 + 606208*B, B)); /* %166 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(73, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5175936, A + 4810752)); /* %168 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(74, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176064, A + 4810752)); /* %170 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(75, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 573440*B, A + 5177584 + 581632*B, B)); /* %173 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(76, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176192, A + 5177584 + 573440*B, B)); /* %174 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(77, 1152, 64, 128);
+    CALL(77, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5177584 + 573440*B, A + 5177584 + 581632*B, (real *)P + 195168, A + 0, B)); /* %176 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(78, 288, 128, 64);
+    CALL(78, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5177584 + 581632*B, A + 5177584 + 548864*B, A + 0, B)); /* %177 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(79, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5177584 + 606208*B, A + 5177584 + 598016*B, A + 5177584 + 573440*B, A + 5177584 + 548864*B, B)); /* %180 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(80, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5177584 + 548864*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, B)); /* %181 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(81, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5177584 + 573440*B, A + 5177584 + 606208*B, A + 5177584 + 540672*B, A + 5177584 + 643440*B, (real *)P + 194912, A + 5177584 + 548864*B, B)); /* %182 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(82, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 4958208, A + 5177584 + 548864*B, B)); /* %183 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(83, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5176320, A + 4958208)); /* %185 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(84, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5176448, A + 4958208)); /* %187 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(85, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5177584 + 540672*B, A + 5177584 + 573440*B, B)); /* %190 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(86, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5176576, A + 5177584 + 540672*B, B)); /* %191 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(87, 576, 64, 128);
+    CALL(87, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5177584 + 540672*B, A + 5177584 + 573440*B, (real *)P + 121056, A + 0, B)); /* %193 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(88, 144, 128, 64);
+    CALL(88, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 4958208, A + 5177584 + 573440*B, A + 5177584 + 557056*B, A + 0, B)); /* %194 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(89, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5177584 + 573440*B, A + 5177584 + 540672*B, A + 5177584 + 557056*B, B)); /* %196 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(90, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 557056*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, B)); /* %197 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(91, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 540672*B, A + 5177584 + 573440*B, A + 5177584 + 524288*B, A + 5177584 + 643424*B, (real *)P + 120928, A + 5177584 + 557056*B, B)); /* %198 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(92, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 557056*B, B)); /* %199 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(93, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176704, A + 5156864)); /* %201 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(94, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176768, A + 5156864)); /* %203 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(95, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 524288*B, A + 5177584 + 540672*B, B)); /* %206 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(96, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5176832, A + 5177584 + 524288*B, B)); /* %207 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(97, 576, 256, 64);
+    CALL(97, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 524288*B, A + 5177584 + 540672*B, (real *)P + 84000, A + 0, B)); /* %209 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(98, 144, 64, 256);
+    CALL(98, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5031936, A + 5177584 + 540672*B, A + 5177584 + 507904*B, A + 0, B)); /* %210 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(99, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 524288*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, (real *)P + 83872, (real *)P + 83936, B)); /* %213 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(100, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5177584 + 507904*B, A + 5177584 + 524288*B, A + 5177584 + 491520*B, A + 5177584 + 643408*B, (real *)P + 83872, A + 5177584 + 622592*B, (real *)P + 83936, B)); /* %214 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(101, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %215 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(102, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5176896, A + 5156864)); /* %217 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(103, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5176960, A + 5156864)); /* %219 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(104, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 491520*B, A + 5177584 + 507904*B, B)); /* %222 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(105, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177024, A + 5177584 + 491520*B, B)); /* %223 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(106, 576, 256, 64);
+    CALL(106, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5177584 + 491520*B, A + 5177584 + 507904*B, (real *)P + 46944, A + 0, B)); /* %225 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(107, 144, 64, 256);
+    CALL(107, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5068800, A + 5177584 + 507904*B, A + 5177584 + 442368*B, A + 0, B)); /* %226 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(108, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5177584 + 507904*B, A + 5177584 + 573440*B, A + 5177584 + 491520*B, A + 5177584 + 442368*B, B)); /* %229 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(109, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5177584 + 442368*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, B)); /* %230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(110, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5177584 + 491520*B, A + 5177584 + 507904*B, A + 5177584 + 425984*B, A + 5177584 + 643392*B, (real *)P + 46816, A + 5177584 + 442368*B, B)); /* %231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(111, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5105664, A + 5177584 + 442368*B, B)); /* %232 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(112, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5177088, A + 5105664)); /* %234 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(113, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5177152, A + 5105664)); /* %236 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(114, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5177584 + 622592*B, A + 5177584 + 491520*B, B)); /* %239 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(115, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5177216, A + 5177584 + 622592*B, B)); /* %240 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(116, 288, 256, 64);
+    CALL(116, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5177584 + 425984*B, A + 5177584 + 491520*B, (real *)P + 28320, A + 0, B)); /* %242 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(117, 144, 64, 256);
+    CALL(117, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5105664, A + 5177584 + 491520*B, A + 5177584 + 458752*B, A + 0, B)); /* %243 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(118, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5177584 + 491520*B, A + 5177584 + 425984*B, A + 5177584 + 458752*B, B)); /* %245 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(119, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, B)); /* %246 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(120, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 425984*B, A + 5177584 + 491520*B, A + 5177584 + 393216*B, A + 5177584 + 643376*B, (real *)P + 28256, A + 5177584 + 622592*B, B)); /* %247 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(121, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5156864, A + 5177584 + 622592*B, B)); /* %248 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(122, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177280, A + 5156864)); /* %250 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(123, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177312, A + 5156864)); /* %252 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(124, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 425984*B, B)); /* %255 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(125, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177344, A + 5177584 + 622592*B, B)); /* %256 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(126, 288, 1024, 32);
+    CALL(126, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 393216*B, A + 5177584 + 425984*B, (real *)P + 19008, A + 0, B)); /* %258 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(127, 144, 32, 1024);
+    CALL(127, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5156864, A + 5177584 + 425984*B, A + 5177584 + 360448*B, A + 0, B)); /* %259 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(128, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 393216*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, (real *)P + 18944, (real *)P + 18976, B)); /* %262 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(129, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5177584 + 360448*B, A + 5177584 + 393216*B, A + 5177584 + 327680*B, A + 5177584 + 643360*B, (real *)P + 18944, A + 5177584 + 622592*B, (real *)P + 18976, B)); /* %263 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(130, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5166080, A + 5177584 + 622592*B, B)); /* %264 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(131, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177376, A + 5166080)); /* %266 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(132, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177408, A + 5166080)); /* %268 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(133, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 360448*B, B)); /* %271 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(134, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177440, A + 5177584 + 622592*B, B)); /* %272 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(135, 288, 1024, 32);
+    CALL(135, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5177584 + 327680*B, A + 5177584 + 360448*B, (real *)P + 9696, A + 0, B)); /* %274 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(136, 144, 32, 1024);
+    CALL(136, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5166080, A + 5177584 + 360448*B, A + 5177584 + 294912*B, A + 0, B)); /* %275 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(137, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5177584 + 360448*B, A + 5177584 + 491520*B, A + 5177584 + 327680*B, A + 5177584 + 294912*B, B)); /* %278 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(138, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, B)); /* %279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(139, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5177584 + 393216*B, A + 5177584 + 360448*B, A + 5177584 + 262144*B, A + 5177584 + 643344*B, (real *)P + 9632, A + 5177584 + 622592*B, B)); /* %280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(140, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %281 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(141, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5177472, A + 0)); /* %283 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(142, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5177504, A + 0)); /* %285 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(143, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5177584 + 622592*B, A + 5177584 + 393216*B, B)); /* %288 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(144, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5177536, A + 5177584 + 622592*B, B)); /* %289 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(145, 288, 1024, 32);
+    CALL(145, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5177584 + 262144*B, A + 5177584 + 393216*B, (real *)P + 384, A + 0, B)); /* %291 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(146, 144, 32, 1024);
+    CALL(146, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5177584 + 393216*B, A + 5177584 + 131072*B, A + 0, B)); /* %292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(147, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5177584 + 622592*B, A + 5177584 + 262144*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, (real *)P + 352, B)); /* %295 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(148, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5177584 + 131072*B, A + 5177584 + 262144*B, A + 5177584, A + 5177584 + 643328*B, (real *)P + 320, A + 5177584 + 622592*B, (real *)P + 352, B)); /* %296 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(149, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5177584 + 622592*B, B)); /* %297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(150, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(151, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(152, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5177584 + 622592*B, A + 5177584 + 131072*B, B)); /* %304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(153, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5177584 + 622592*B, B)); /* %305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(154, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5177584 + 131072*B, A + 5177584 + 638976*B, A + 0, B)); /* %308 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

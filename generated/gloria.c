@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[436] = {
+static reclf_prof_entry prof[432] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -364,9 +364,8 @@ static reclf_prof_entry prof[436] = {
     {"convirt_image_vjp_k128_sum", "%1027 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%1029 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%1030 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1032 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1033 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1034 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%1033 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%1034 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%1035 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%1037 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%1039 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -394,9 +393,8 @@ static reclf_prof_entry prof[436] = {
     {"convirt_image_vjp_k207_sum", "%1076 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%1078 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%1079 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1081 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1082 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1083 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%1082 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%1083 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%1084 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%1086 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%1088 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -424,9 +422,8 @@ static reclf_prof_entry prof[436] = {
     {"convirt_image_vjp_k256_sum", "%1125 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%1127 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%1128 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1130 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1131 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1132 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%1131 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%1132 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1133 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1135 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1137 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -444,9 +441,8 @@ static reclf_prof_entry prof[436] = {
     {"convirt_image_vjp_k256_sum", "%1158 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%1160 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%1161 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1163 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1164 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1165 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%1164 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%1165 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1166 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1168 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1170 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -454,7 +450,7 @@ static reclf_prof_entry prof[436] = {
     {"convirt_image_vjp_k256_sum", "%1174 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%1177 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_gloria = {436, prof};
+const reclf_prof_table reclf_profile_gloria = {432, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -906,111 +902,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(345, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5743600 + 589824*B, A + 5743600 + 606208*B, (real *)P + 343008, A + 0, B)); /* %1029 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(346, 288, 128, 64);
     CALL(346, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5743600 + 606208*B, A + 5743600 + 581632*B, A + 0, B)); /* %1030 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(347, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5743600 + 606208*B, A + 5743600 + 589824*B, A + 5743600 + 581632*B, B)); /* %1032 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(348, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5743600 + 589824*B, A + 5743600 + 606208*B, A + 5743600 + 573440*B, A + 5743600 + 651904*B, B)); /* %1033 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(349, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5743600 + 581632*B, A + 5743600 + 606208*B, A + 5743600 + 573440*B, A + 5743600 + 651904*B, (real *)P + 342752, A + 5743600 + 589824*B, B)); /* %1034 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(350, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5713920, A + 5743600 + 589824*B, B)); /* %1035 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(351, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5741952, A + 5713920)); /* %1037 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(352, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5742080, A + 5713920)); /* %1039 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(353, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5743600 + 573440*B, A + 5743600 + 581632*B, B)); /* %1042 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(354, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5742208, A + 5743600 + 573440*B, B)); /* %1043 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(355, 1152, 64, 128);
-    CALL(355, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5743600 + 573440*B, A + 5743600 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1045 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(356, 288, 128, 64);
-    CALL(356, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5743600 + 581632*B, A + 5743600 + 548864*B, A + 0, B)); /* %1046 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(357, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5743600 + 581632*B, A + 5743600 + 598016*B, A + 5743600 + 573440*B, A + 5743600 + 548864*B, B)); /* %1049 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(358, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5743600 + 548864*B, A + 5743600 + 581632*B, A + 5743600 + 540672*B, A + 5743600 + 651888*B, B)); /* %1050 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(359, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5743600 + 573440*B, A + 5743600 + 581632*B, A + 5743600 + 540672*B, A + 5743600 + 651888*B, (real *)P + 194912, A + 5743600 + 548864*B, B)); /* %1051 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(360, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5713920, A + 5743600 + 548864*B, B)); /* %1052 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(361, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5742336, A + 5713920)); /* %1054 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(362, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5742464, A + 5713920)); /* %1056 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(363, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5743600 + 540672*B, A + 5743600 + 573440*B, B)); /* %1059 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(364, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5742592, A + 5743600 + 540672*B, B)); /* %1060 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(365, 576, 64, 128);
-    CALL(365, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5743600 + 540672*B, A + 5743600 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1062 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(366, 144, 128, 64);
-    CALL(366, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5743600 + 573440*B, A + 5743600 + 557056*B, A + 0, B)); /* %1063 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(367, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5743600 + 573440*B, A + 5743600 + 540672*B, A + 5743600 + 557056*B, B)); /* %1065 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(368, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5743600 + 557056*B, A + 5743600 + 573440*B, A + 5743600 + 524288*B, A + 5743600 + 651872*B, B)); /* %1066 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(369, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5743600 + 540672*B, A + 5743600 + 573440*B, A + 5743600 + 524288*B, A + 5743600 + 651872*B, (real *)P + 120928, A + 5743600 + 557056*B, B)); /* %1067 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(370, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5713920, A + 5743600 + 557056*B, B)); /* %1068 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(371, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5742720, A + 5713920)); /* %1070 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(372, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5742784, A + 5713920)); /* %1072 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(373, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 524288*B, A + 5743600 + 540672*B, B)); /* %1075 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(374, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5742848, A + 5743600 + 524288*B, B)); /* %1076 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(375, 576, 256, 64);
-    CALL(375, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5743600 + 524288*B, A + 5743600 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1078 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(376, 144, 64, 256);
-    CALL(376, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5743600 + 540672*B, A + 5743600 + 507904*B, A + 0, B)); /* %1079 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(377, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5743600 + 540672*B, A + 5743600 + 524288*B, A + 5743600 + 507904*B, B)); /* %1081 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(378, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5743600 + 507904*B, A + 5743600 + 540672*B, A + 5743600 + 491520*B, A + 5743600 + 651856*B, B)); /* %1082 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(379, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5743600 + 557056*B, A + 5743600 + 540672*B, A + 5743600 + 491520*B, A + 5743600 + 651856*B, (real *)P + 83872, A + 5743600 + 507904*B, B)); /* %1083 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(380, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5713920, A + 5743600 + 507904*B, B)); /* %1084 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5742912, A + 5713920)); /* %1086 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5742976, A + 5713920)); /* %1088 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(383, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 589824*B, A + 5743600 + 557056*B, B)); /* %1091 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(384, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5743040, A + 5743600 + 589824*B, B)); /* %1092 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(385, 576, 256, 64);
-    CALL(385, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5743600 + 491520*B, A + 5743600 + 557056*B, (real *)P + 46944, A + 0, B)); /* %1094 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(386, 144, 64, 256);
-    CALL(386, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5743600 + 557056*B, A + 5743600 + 442368*B, A + 0, B)); /* %1095 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(387, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5743600 + 507904*B, A + 5743600 + 573440*B, A + 5743600 + 491520*B, A + 5743600 + 442368*B, B)); /* %1098 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(388, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5743600 + 442368*B, A + 5743600 + 507904*B, A + 5743600 + 425984*B, A + 5743600 + 651840*B, B)); /* %1099 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5743600 + 491520*B, A + 5743600 + 507904*B, A + 5743600 + 425984*B, A + 5743600 + 651840*B, (real *)P + 46816, A + 5743600 + 442368*B, B)); /* %1100 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5743600 + 442368*B, B)); /* %1101 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5743104, A + 5498880)); /* %1103 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5743168, A + 5498880)); /* %1105 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(393, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 425984*B, A + 5743600 + 491520*B, B)); /* %1108 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(394, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5743232, A + 5743600 + 425984*B, B)); /* %1109 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(395, 288, 256, 64);
-    CALL(395, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5743600 + 425984*B, A + 5743600 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1111 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(396, 144, 64, 256);
-    CALL(396, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5743600 + 491520*B, A + 5743600 + 458752*B, A + 0, B)); /* %1112 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(397, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5743600 + 491520*B, A + 5743600 + 425984*B, A + 5743600 + 458752*B, B)); /* %1114 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(398, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5743600 + 458752*B, A + 5743600 + 491520*B, A + 5743600 + 393216*B, A + 5743600 + 651824*B, B)); /* %1115 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(399, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5743600 + 425984*B, A + 5743600 + 491520*B, A + 5743600 + 393216*B, A + 5743600 + 651824*B, (real *)P + 28256, A + 5743600 + 458752*B, B)); /* %1116 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(400, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5713920, A + 5743600 + 458752*B, B)); /* %1117 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743296, A + 5713920)); /* %1119 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743328, A + 5713920)); /* %1121 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 393216*B, A + 5743600 + 425984*B, B)); /* %1124 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(404, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743360, A + 5743600 + 393216*B, B)); /* %1125 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(405, 288, 1024, 32);
-    CALL(405, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5743600 + 393216*B, A + 5743600 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1127 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(406, 144, 32, 1024);
-    CALL(406, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5713920, A + 5743600 + 425984*B, A + 5743600 + 360448*B, A + 0, B)); /* %1128 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(407, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5743600 + 425984*B, A + 5743600 + 393216*B, A + 5743600 + 360448*B, B)); /* %1130 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(408, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5743600 + 360448*B, A + 5743600 + 425984*B, A + 5743600 + 327680*B, A + 5743600 + 651808*B, B)); /* %1131 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5743600 + 458752*B, A + 5743600 + 425984*B, A + 5743600 + 327680*B, A + 5743600 + 651808*B, (real *)P + 18944, A + 5743600 + 360448*B, B)); /* %1132 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5723136, A + 5743600 + 360448*B, B)); /* %1133 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743392, A + 5723136)); /* %1135 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743424, A + 5723136)); /* %1137 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 524288*B, A + 5743600 + 458752*B, B)); /* %1140 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(414, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743456, A + 5743600 + 524288*B, B)); /* %1141 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(415, 288, 1024, 32);
-    CALL(415, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5743600 + 327680*B, A + 5743600 + 458752*B, (real *)P + 9696, A + 0, B)); /* %1143 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(416, 144, 32, 1024);
-    CALL(416, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5723136, A + 5743600 + 458752*B, A + 5743600 + 294912*B, A + 0, B)); /* %1144 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(417, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5743600 + 360448*B, A + 5743600 + 491520*B, A + 5743600 + 327680*B, A + 5743600 + 294912*B, B)); /* %1147 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(418, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5743600 + 294912*B, A + 5743600 + 360448*B, A + 5743600 + 262144*B, A + 5743600 + 651792*B, B)); /* %1148 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5743600 + 393216*B, A + 5743600 + 360448*B, A + 5743600 + 262144*B, A + 5743600 + 651792*B, (real *)P + 9632, A + 5743600 + 294912*B, B)); /* %1149 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(420, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5743600 + 294912*B, B)); /* %1150 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743488, A + 0)); /* %1152 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743520, A + 0)); /* %1154 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 262144*B, A + 5743600 + 393216*B, B)); /* %1157 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(424, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743552, A + 5743600 + 262144*B, B)); /* %1158 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(425, 288, 1024, 32);
-    CALL(425, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5743600 + 262144*B, A + 5743600 + 393216*B, (real *)P + 384, A + 0, B)); /* %1160 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(426, 144, 32, 1024);
-    CALL(426, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5743600 + 393216*B, A + 5743600 + 131072*B, A + 0, B)); /* %1161 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(427, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5743600 + 393216*B, A + 5743600 + 262144*B, A + 5743600 + 131072*B, B)); /* %1163 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(428, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5743600 + 524288*B, A + 5743600 + 393216*B, A + 5743600, A + 5743600 + 651776*B, B)); /* %1164 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5743600 + 131072*B, A + 5743600 + 393216*B, A + 5743600, A + 5743600 + 651776*B, (real *)P + 320, A + 5743600 + 524288*B, B)); /* %1165 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5743600 + 524288*B, B)); /* %1166 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(431, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1168 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(432, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1170 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(433, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5743600, A + 5743600 + 131072*B, B)); /* %1173 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(434, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5743600, B)); /* %1174 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(435, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5743600 + 131072*B, A + 5743600 + 647168*B, A + 0, B)); /* %1177 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(347, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5743600 + 606208*B, A + 5743600 + 589824*B, A + 5743600 + 573440*B, A + 5743600 + 651904*B, (real *)P + 342752, (real *)P + 342880, B)); /* %1033 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(348, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5743600 + 581632*B, A + 5743600 + 589824*B, A + 5743600 + 573440*B, A + 5743600 + 651904*B, (real *)P + 342752, A + 5743600 + 606208*B, (real *)P + 342880, B)); /* %1034 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(349, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5713920, A + 5743600 + 606208*B, B)); /* %1035 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(350, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5741952, A + 5713920)); /* %1037 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(351, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5742080, A + 5713920)); /* %1039 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(352, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5743600 + 573440*B, A + 5743600 + 581632*B, B)); /* %1042 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(353, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5742208, A + 5743600 + 573440*B, B)); /* %1043 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(354, 1152, 64, 128);
+    CALL(354, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5743600 + 573440*B, A + 5743600 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1045 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(355, 288, 128, 64);
+    CALL(355, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5743600 + 581632*B, A + 5743600 + 548864*B, A + 0, B)); /* %1046 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(356, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5743600 + 581632*B, A + 5743600 + 598016*B, A + 5743600 + 573440*B, A + 5743600 + 548864*B, B)); /* %1049 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(357, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5743600 + 548864*B, A + 5743600 + 581632*B, A + 5743600 + 540672*B, A + 5743600 + 651888*B, B)); /* %1050 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(358, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5743600 + 573440*B, A + 5743600 + 581632*B, A + 5743600 + 540672*B, A + 5743600 + 651888*B, (real *)P + 194912, A + 5743600 + 548864*B, B)); /* %1051 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(359, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5713920, A + 5743600 + 548864*B, B)); /* %1052 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(360, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5742336, A + 5713920)); /* %1054 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(361, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5742464, A + 5713920)); /* %1056 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(362, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5743600 + 540672*B, A + 5743600 + 573440*B, B)); /* %1059 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(363, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5742592, A + 5743600 + 540672*B, B)); /* %1060 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(364, 576, 64, 128);
+    CALL(364, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5743600 + 540672*B, A + 5743600 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1062 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(365, 144, 128, 64);
+    CALL(365, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5743600 + 573440*B, A + 5743600 + 557056*B, A + 0, B)); /* %1063 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(366, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5743600 + 573440*B, A + 5743600 + 540672*B, A + 5743600 + 557056*B, B)); /* %1065 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(367, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5743600 + 557056*B, A + 5743600 + 573440*B, A + 5743600 + 524288*B, A + 5743600 + 651872*B, B)); /* %1066 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(368, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5743600 + 540672*B, A + 5743600 + 573440*B, A + 5743600 + 524288*B, A + 5743600 + 651872*B, (real *)P + 120928, A + 5743600 + 557056*B, B)); /* %1067 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(369, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5713920, A + 5743600 + 557056*B, B)); /* %1068 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(370, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5742720, A + 5713920)); /* %1070 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(371, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5742784, A + 5713920)); /* %1072 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(372, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 524288*B, A + 5743600 + 540672*B, B)); /* %1075 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(373, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5742848, A + 5743600 + 524288*B, B)); /* %1076 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(374, 576, 256, 64);
+    CALL(374, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5743600 + 524288*B, A + 5743600 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1078 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(375, 144, 64, 256);
+    CALL(375, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5743600 + 540672*B, A + 5743600 + 507904*B, A + 0, B)); /* %1079 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(376, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5743600 + 540672*B, A + 5743600 + 524288*B, A + 5743600 + 491520*B, A + 5743600 + 651856*B, (real *)P + 83872, (real *)P + 83936, B)); /* %1082 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(377, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5743600 + 507904*B, A + 5743600 + 524288*B, A + 5743600 + 491520*B, A + 5743600 + 651856*B, (real *)P + 83872, A + 5743600 + 540672*B, (real *)P + 83936, B)); /* %1083 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(378, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5713920, A + 5743600 + 540672*B, B)); /* %1084 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5742912, A + 5713920)); /* %1086 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(380, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5742976, A + 5713920)); /* %1088 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 491520*B, A + 5743600 + 507904*B, B)); /* %1091 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(382, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5743040, A + 5743600 + 491520*B, B)); /* %1092 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(383, 576, 256, 64);
+    CALL(383, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5743600 + 491520*B, A + 5743600 + 507904*B, (real *)P + 46944, A + 0, B)); /* %1094 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(384, 144, 64, 256);
+    CALL(384, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5743600 + 507904*B, A + 5743600 + 442368*B, A + 0, B)); /* %1095 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(385, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5743600 + 507904*B, A + 5743600 + 573440*B, A + 5743600 + 491520*B, A + 5743600 + 442368*B, B)); /* %1098 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(386, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5743600 + 442368*B, A + 5743600 + 507904*B, A + 5743600 + 425984*B, A + 5743600 + 651840*B, B)); /* %1099 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5743600 + 491520*B, A + 5743600 + 507904*B, A + 5743600 + 425984*B, A + 5743600 + 651840*B, (real *)P + 46816, A + 5743600 + 442368*B, B)); /* %1100 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5743600 + 442368*B, B)); /* %1101 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5743104, A + 5498880)); /* %1103 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5743168, A + 5498880)); /* %1105 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5743600 + 425984*B, A + 5743600 + 491520*B, B)); /* %1108 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(392, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5743232, A + 5743600 + 425984*B, B)); /* %1109 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(393, 288, 256, 64);
+    CALL(393, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5743600 + 425984*B, A + 5743600 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1111 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(394, 144, 64, 256);
+    CALL(394, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5743600 + 491520*B, A + 5743600 + 458752*B, A + 0, B)); /* %1112 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5743600 + 491520*B, A + 5743600 + 425984*B, A + 5743600 + 458752*B, B)); /* %1114 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(396, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5743600 + 458752*B, A + 5743600 + 491520*B, A + 5743600 + 393216*B, A + 5743600 + 651824*B, B)); /* %1115 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(397, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5743600 + 425984*B, A + 5743600 + 491520*B, A + 5743600 + 393216*B, A + 5743600 + 651824*B, (real *)P + 28256, A + 5743600 + 458752*B, B)); /* %1116 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(398, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5713920, A + 5743600 + 458752*B, B)); /* %1117 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(399, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743296, A + 5713920)); /* %1119 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(400, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743328, A + 5713920)); /* %1121 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 393216*B, A + 5743600 + 425984*B, B)); /* %1124 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743360, A + 5743600 + 393216*B, B)); /* %1125 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(403, 288, 1024, 32);
+    CALL(403, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5743600 + 393216*B, A + 5743600 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1127 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(404, 144, 32, 1024);
+    CALL(404, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5713920, A + 5743600 + 425984*B, A + 5743600 + 360448*B, A + 0, B)); /* %1128 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5743600 + 425984*B, A + 5743600 + 393216*B, A + 5743600 + 327680*B, A + 5743600 + 651808*B, (real *)P + 18944, (real *)P + 18976, B)); /* %1131 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5743600 + 360448*B, A + 5743600 + 393216*B, A + 5743600 + 327680*B, A + 5743600 + 651808*B, (real *)P + 18944, A + 5743600 + 425984*B, (real *)P + 18976, B)); /* %1132 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5723136, A + 5743600 + 425984*B, B)); /* %1133 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743392, A + 5723136)); /* %1135 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743424, A + 5723136)); /* %1137 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 327680*B, A + 5743600 + 360448*B, B)); /* %1140 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(411, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743456, A + 5743600 + 327680*B, B)); /* %1141 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(412, 288, 1024, 32);
+    CALL(412, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5743600 + 327680*B, A + 5743600 + 360448*B, (real *)P + 9696, A + 0, B)); /* %1143 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(413, 144, 32, 1024);
+    CALL(413, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5723136, A + 5743600 + 360448*B, A + 5743600 + 294912*B, A + 0, B)); /* %1144 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(414, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5743600 + 360448*B, A + 5743600 + 491520*B, A + 5743600 + 327680*B, A + 5743600 + 294912*B, B)); /* %1147 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(415, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5743600 + 294912*B, A + 5743600 + 360448*B, A + 5743600 + 262144*B, A + 5743600 + 651792*B, B)); /* %1148 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5743600 + 393216*B, A + 5743600 + 360448*B, A + 5743600 + 262144*B, A + 5743600 + 651792*B, (real *)P + 9632, A + 5743600 + 294912*B, B)); /* %1149 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(417, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5743600 + 294912*B, B)); /* %1150 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(418, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5743488, A + 0)); /* %1152 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5743520, A + 0)); /* %1154 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(420, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5743600 + 262144*B, A + 5743600 + 393216*B, B)); /* %1157 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5743552, A + 5743600 + 262144*B, B)); /* %1158 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(422, 288, 1024, 32);
+    CALL(422, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5743600 + 262144*B, A + 5743600 + 393216*B, (real *)P + 384, A + 0, B)); /* %1160 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(423, 144, 32, 1024);
+    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5743600 + 393216*B, A + 5743600 + 131072*B, A + 0, B)); /* %1161 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5743600 + 393216*B, A + 5743600 + 262144*B, A + 5743600, A + 5743600 + 651776*B, (real *)P + 320, (real *)P + 352, B)); /* %1164 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5743600 + 131072*B, A + 5743600 + 262144*B, A + 5743600, A + 5743600 + 651776*B, (real *)P + 320, A + 5743600 + 393216*B, (real *)P + 352, B)); /* %1165 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5743600 + 393216*B, B)); /* %1166 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1168 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(428, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1170 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(429, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5743600, A + 5743600 + 131072*B, B)); /* %1173 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(430, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5743600, B)); /* %1174 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(431, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5743600 + 131072*B, A + 5743600 + 647168*B, A + 0, B)); /* %1177 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

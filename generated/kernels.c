@@ -1701,12 +1701,12 @@ void convirt_image_vjp_k144_permute(real *restrict out, const real *restrict in0
 /* convirt_image_vjp_k147_fused_mul_step:
  *   %147 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
  *     + %146 map:step [B,128,8,8]  graphs/lib/image_encoder.lua:27
- *   %163 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
  *   %792 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %808 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
  *   %1016 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
- *   %1032 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:12
- *   ... and 8 more */
+ *   %1092 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1053 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1180 fused:mul_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:27
+ *   ... and 1 more */
 void convirt_image_vjp_k147_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(8192*B) > 32768)
     for (long i0 = 0; i0 < 8192*B; i0++)
@@ -1715,12 +1715,12 @@ void convirt_image_vjp_k147_fused_mul_step(real *restrict out, const real *restr
 
 /* convirt_image_vjp_k148_group_norm_sums:
  *   %148 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %164 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %181 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %793 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %809 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %826 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 15 more */
+ *   %1017 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1050 group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k148_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -1731,7 +1731,11 @@ void convirt_image_vjp_k148_group_norm_sums(real *restrict out, const real *rest
         const real *gp = in0 + nc*S, *xp = in1 + nc*S;
         real s0 = 0, s1 = 0;
         #pragma omp simd reduction(+:s0, s1)
-        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = gp[i];
+            s0 += g; s1 += g * xh;
+        }
         out[nc*2] = s0;
         out[nc*2 + 1] = s1;
     }
@@ -1739,12 +1743,12 @@ void convirt_image_vjp_k148_group_norm_sums(real *restrict out, const real *rest
 
 /* convirt_image_vjp_k149_group_norm_grad_x:
  *   %149 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %165 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   %182 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   %794 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
- *   %810 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
  *   %827 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 15 more */
+ *   %1018 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1051 group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k149_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -1765,7 +1769,10 @@ void convirt_image_vjp_k149_group_norm_grad_x(real *restrict out, const real *re
             const real gc = in3[c];
             const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
             real *dp = out + (n*C + c)*S;
-            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * (gp[i] * gc - a - xh * b);
+            }
         }
     }
 }
@@ -1937,6 +1944,72 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
         for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*128 + o];
 }
 
+/* convirt_image_vjp_k164_relu_group_norm_sums:
+ *   %164 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %809 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1033 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1109 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1070 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1197 relu_grad+group_norm_sums [B,128,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 1 more */
+void convirt_image_vjp_k164_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real gc = in3[c], bc = in4[c];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = (xh * gc + bc > 0 ? gp[i] : (real)0);
+            s0 += g; s1 += g * xh;
+        }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
+    }
+}
+
+/* convirt_image_vjp_k165_relu_group_norm_grad_x:
+ *   %165 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %810 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1034 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1110 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1071 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1198 relu_grad+group_norm_grad_x [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 1 more */
+void convirt_image_vjp_k165_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B) {
+    const long N = B, C = 128, G = 8, CG = 16, S = 64; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
+        }
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            const real bc = in5[c];
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * ((xh * gc + bc > 0 ? gp[i] : (real)0) * gc - a - xh * b);
+            }
+        }
+    }
+}
+
 /* convirt_image_vjp_k180_fused_mul_add_step:
  *   %180 fused:mul_add_step [B,128,8,8] (backward)  graphs/lib/image_encoder.lua:26
  *     + %178 map:add [B,128,8,8]  graphs/lib/image_encoder.lua:6
@@ -2052,12 +2125,11 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
 /* convirt_image_vjp_k196_fused_mul_step:
  *   %196 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
  *     + %195 map:step [B,64,16,16]  graphs/lib/image_encoder.lua:27
- *   %212 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
  *   %841 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %857 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
  *   %1065 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
- *   %1081 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:12
- *   ... and 9 more */
+ *   %1141 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1102 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1229 fused:mul_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:27 */
 void convirt_image_vjp_k196_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(16384*B) > 32768)
     for (long i0 = 0; i0 < 16384*B; i0++)
@@ -2066,12 +2138,12 @@ void convirt_image_vjp_k196_fused_mul_step(real *restrict out, const real *restr
 
 /* convirt_image_vjp_k197_group_norm_sums:
  *   %197 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %213 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %230 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %842 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %858 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %875 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
+ *   %1066 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1099 group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k197_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -2082,7 +2154,11 @@ void convirt_image_vjp_k197_group_norm_sums(real *restrict out, const real *rest
         const real *gp = in0 + nc*S, *xp = in1 + nc*S;
         real s0 = 0, s1 = 0;
         #pragma omp simd reduction(+:s0, s1)
-        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = gp[i];
+            s0 += g; s1 += g * xh;
+        }
         out[nc*2] = s0;
         out[nc*2 + 1] = s1;
     }
@@ -2090,12 +2166,12 @@ void convirt_image_vjp_k197_group_norm_sums(real *restrict out, const real *rest
 
 /* convirt_image_vjp_k198_group_norm_grad_x:
  *   %198 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %214 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   %231 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   %843 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
- *   %859 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
  *   %876 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
+ *   %1067 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1100 group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k198_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -2116,7 +2192,10 @@ void convirt_image_vjp_k198_group_norm_grad_x(real *restrict out, const real *re
             const real gc = in3[c];
             const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
             real *dp = out + (n*C + c)*S;
-            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * (gp[i] * gc - a - xh * b);
+            }
         }
     }
 }
@@ -2287,6 +2366,72 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
         for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*64 + o];
 }
 
+/* convirt_image_vjp_k213_relu_group_norm_sums:
+ *   %213 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %858 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1082 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1158 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1119 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1246 relu_grad+group_norm_sums [B,64,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k213_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real gc = in3[c], bc = in4[c];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = (xh * gc + bc > 0 ? gp[i] : (real)0);
+            s0 += g; s1 += g * xh;
+        }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
+    }
+}
+
+/* convirt_image_vjp_k214_relu_group_norm_grad_x:
+ *   %214 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %859 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1083 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1159 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1120 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1247 relu_grad+group_norm_grad_x [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k214_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B) {
+    const long N = B, C = 64, G = 8, CG = 8, S = 256; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
+        }
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            const real bc = in5[c];
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * ((xh * gc + bc > 0 ? gp[i] : (real)0) * gc - a - xh * b);
+            }
+        }
+    }
+}
+
 /* convirt_image_vjp_k229_fused_mul_add_step:
  *   %229 fused:mul_add_step [B,64,16,16] (backward)  graphs/lib/image_encoder.lua:26
  *     + %227 map:add [B,64,16,16]  graphs/lib/image_encoder.lua:6
@@ -2402,12 +2547,11 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
 /* convirt_image_vjp_k245_fused_mul_step:
  *   %245 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
  *     + %244 map:step [B,32,32,32]  graphs/lib/image_encoder.lua:27
- *   %261 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
  *   %890 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %906 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
  *   %1114 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
- *   %1130 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:12
- *   ... and 9 more */
+ *   %1190 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1151 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27
+ *   %1278 fused:mul_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:27 */
 void convirt_image_vjp_k245_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
     #pragma omp parallel for simd if((long)(32768*B) > 32768)
     for (long i0 = 0; i0 < 32768*B; i0++)
@@ -2416,12 +2560,12 @@ void convirt_image_vjp_k245_fused_mul_step(real *restrict out, const real *restr
 
 /* convirt_image_vjp_k246_group_norm_sums:
  *   %246 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %262 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %279 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %891 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:13
- *   %907 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
  *   %924 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
+ *   %1115 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1148 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k246_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -2432,7 +2576,11 @@ void convirt_image_vjp_k246_group_norm_sums(real *restrict out, const real *rest
         const real *gp = in0 + nc*S, *xp = in1 + nc*S;
         real s0 = 0, s1 = 0;
         #pragma omp simd reduction(+:s0, s1)
-        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = gp[i];
+            s0 += g; s1 += g * xh;
+        }
         out[nc*2] = s0;
         out[nc*2 + 1] = s1;
     }
@@ -2440,12 +2588,12 @@ void convirt_image_vjp_k246_group_norm_sums(real *restrict out, const real *rest
 
 /* convirt_image_vjp_k247_group_norm_grad_x:
  *   %247 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %263 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   %280 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   %892 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
- *   %908 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
  *   %925 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 17 more */
+ *   %1116 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:13
+ *   %1149 group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 8 more */
 void convirt_image_vjp_k247_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
@@ -2466,7 +2614,10 @@ void convirt_image_vjp_k247_group_norm_grad_x(real *restrict out, const real *re
             const real gc = in3[c];
             const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
             real *dp = out + (n*C + c)*S;
-            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * (gp[i] * gc - a - xh * b);
+            }
         }
     }
 }
@@ -2640,6 +2791,72 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
         for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
+/* convirt_image_vjp_k262_relu_group_norm_sums:
+ *   %262 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %907 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1131 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1207 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1168 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1295 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k262_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real gc = in3[c], bc = in4[c];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = (xh * gc + bc > 0 ? gp[i] : (real)0);
+            s0 += g; s1 += g * xh;
+        }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
+    }
+}
+
+/* convirt_image_vjp_k263_relu_group_norm_grad_x:
+ *   %263 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %908 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1132 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1208 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1169 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1296 relu_grad+group_norm_grad_x [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 3 more */
+void convirt_image_vjp_k263_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 1024; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
+        }
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            const real bc = in5[c];
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * ((xh * gc + bc > 0 ? gp[i] : (real)0) * gc - a - xh * b);
+            }
+        }
+    }
+}
+
 /* convirt_image_vjp_k278_fused_mul_add_step:
  *   %278 fused:mul_add_step [B,32,32,32] (backward)  graphs/lib/image_encoder.lua:26
  *     + %276 map:add [B,32,32,32]  graphs/lib/image_encoder.lua:6
@@ -2752,54 +2969,44 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
         for (long k = 0; k < KC; k++) out[o*KC + k] = acc[k*32 + o];
 }
 
-/* convirt_image_vjp_k294_fused_mul_step:
- *   %294 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *     + %293 map:step [B,32,64,64]  graphs/lib/image_encoder.lua:22
- *   %939 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1163 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1239 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1200 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
- *   %1327 fused:mul_step [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:22
+/* convirt_image_vjp_k295_relu_group_norm_sums:
+ *   %295 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %940 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1164 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1240 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1201 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1328 relu_grad+group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
  *   ... and 2 more */
-void convirt_image_vjp_k294_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B) {
-    #pragma omp parallel for simd if((long)(131072*B) > 32768)
-    for (long i0 = 0; i0 < 131072*B; i0++)
-        out[i0] = (in0[i0]) * ((in1[i0]) > (real)0 ? (real)1 : (real)0);
-}
-
-/* convirt_image_vjp_k295_group_norm_sums:
- *   %295 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   %940 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   %1164 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   %1240 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   %1201 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   %1328 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k295_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+void convirt_image_vjp_k295_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
     for (long nc = 0; nc < N*C; nc++) {
         const long c = nc % C, ng = (nc / C)*G + c / CG;
         const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real gc = in3[c], bc = in4[c];
         const real *gp = in0 + nc*S, *xp = in1 + nc*S;
         real s0 = 0, s1 = 0;
         #pragma omp simd reduction(+:s0, s1)
-        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = (xh * gc + bc > 0 ? gp[i] : (real)0);
+            s0 += g; s1 += g * xh;
+        }
         out[nc*2] = s0;
         out[nc*2 + 1] = s1;
     }
 }
 
-/* convirt_image_vjp_k296_group_norm_grad_x:
- *   %296 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %941 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1165 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1241 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1202 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   %1329 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
- *   ... and 3 more */
-void convirt_image_vjp_k296_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+/* convirt_image_vjp_k296_relu_group_norm_grad_x:
+ *   %296 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %941 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1165 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1241 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1202 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   %1329 relu_grad+group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7
+ *   ... and 2 more */
+void convirt_image_vjp_k296_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B) {
     const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
     (void)C;
     #pragma omp parallel for
@@ -2819,7 +3026,11 @@ void convirt_image_vjp_k296_group_norm_grad_x(real *restrict out, const real *re
             const real gc = in3[c];
             const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
             real *dp = out + (n*C + c)*S;
-            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);
+            const real bc = in5[c];
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * ((xh * gc + bc > 0 ? gp[i] : (real)0) * gc - a - xh * b);
+            }
         }
     }
 }
@@ -7496,4 +7707,56 @@ void seg_finetune_k445_fused_mul_add_step(real *restrict out, const real *restri
     #pragma omp parallel for simd if((long)(131072*B) > 32768)
     for (long i0 = 0; i0 < 131072*B; i0++)
         out[i0] = ((in0[i0]) + (in1[i0])) * ((in2[i0]) > (real)0 ? (real)1 : (real)0);
+}
+
+/* seg_finetune_k446_group_norm_sums:
+ *   %446 group_norm_sums [B,32,2] (backward)  graphs/lib/image_encoder.lua:7 */
+void seg_finetune_k446_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long nc = 0; nc < N*C; nc++) {
+        const long c = nc % C, ng = (nc / C)*G + c / CG;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        const real *gp = in0 + nc*S, *xp = in1 + nc*S;
+        real s0 = 0, s1 = 0;
+        #pragma omp simd reduction(+:s0, s1)
+        for (long i = 0; i < S; i++) {
+            const real xh = (xp[i] - mean) * rstd;
+            const real g = gp[i];
+            s0 += g; s1 += g * xh;
+        }
+        out[nc*2] = s0;
+        out[nc*2 + 1] = s1;
+    }
+}
+
+/* seg_finetune_k447_group_norm_grad_x:
+ *   %447 group_norm_grad_x [B,32,64,64] (backward)  graphs/lib/image_encoder.lua:7 */
+void seg_finetune_k447_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B) {
+    const long N = B, C = 32, G = 8, CG = 4, S = 4096; /* images, channels, groups, channels per group, elements per channel */
+    (void)C;
+    #pragma omp parallel for
+    for (long ng = 0; ng < N*G; ng++) {
+        const long n = ng / G, g = ng % G;
+        const real mean = in2[ng*2], rstd = in2[ng*2 + 1];
+        real a = 0, b = 0; /* mean(dxhat), mean(dxhat * xhat) over the group */
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            a += in3[c] * in4[(n*C + c)*2];
+            b += in3[c] * in4[(n*C + c)*2 + 1];
+        }
+        a *= (real)1 / (real)(CG*S);
+        b *= (real)1 / (real)(CG*S);
+        for (long k = 0; k < CG; k++) {
+            const long c = g*CG + k;
+            const real gc = in3[c];
+            const real *gp = in0 + (n*C + c)*S, *xp = in1 + (n*C + c)*S;
+            real *dp = out + (n*C + c)*S;
+            for (long i = 0; i < S; i++) {
+                const real xh = (xp[i] - mean) * rstd;
+                dp[i] = rstd * (gp[i] * gc - a - xh * b);
+            }
+        }
+    }
 }

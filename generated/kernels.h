@@ -92,6 +92,8 @@ void convirt_image_vjp_k154_slice(real *restrict out, const real *restrict in0);
 void convirt_image_vjp_k157_sum(real *restrict out, const real *restrict in0, long B);
 void convirt_image_vjp_k160_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
+void convirt_image_vjp_k164_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
+void convirt_image_vjp_k165_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B);
 void convirt_image_vjp_k180_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
 void convirt_image_vjp_k193_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
@@ -104,6 +106,8 @@ void convirt_image_vjp_k206_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k207_sum(real *restrict out, const real *restrict in0, long B);
 void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
+void convirt_image_vjp_k213_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
+void convirt_image_vjp_k214_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B);
 void convirt_image_vjp_k229_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
 void convirt_image_vjp_k242_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
@@ -116,12 +120,13 @@ void convirt_image_vjp_k255_sum(real *restrict out, const real *restrict in0, lo
 void convirt_image_vjp_k256_sum(real *restrict out, const real *restrict in0, long B);
 void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
+void convirt_image_vjp_k262_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
+void convirt_image_vjp_k263_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B);
 void convirt_image_vjp_k278_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
 void convirt_image_vjp_k291_conv2d_input_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
-void convirt_image_vjp_k294_fused_mul_step(real *restrict out, const real *restrict in0, const real *restrict in1, long B);
-void convirt_image_vjp_k295_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
-void convirt_image_vjp_k296_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
+void convirt_image_vjp_k295_relu_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
+void convirt_image_vjp_k296_relu_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, const real *restrict in5, long B);
 void convirt_image_vjp_k304_sum(real *restrict out, const real *restrict in0, long B);
 void convirt_image_vjp_k308_conv2d_weight_grad(real *restrict out, const real *restrict in0, const real *restrict in1, real *restrict work, long B);
 void convirt_k107_gather(real *restrict out, const real *restrict in0, const int32_t *restrict in1, long T);
@@ -368,5 +373,7 @@ void seg_finetune_k289_slice(real *restrict out, const real *restrict in0, long 
 void seg_finetune_k291_sum(real *restrict out, const real *restrict in0, long B);
 void seg_finetune_k292_sum(real *restrict out, const real *restrict in0, long B);
 void seg_finetune_k445_fused_mul_add_step(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
+void seg_finetune_k446_group_norm_sums(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, long B);
+void seg_finetune_k447_group_norm_grad_x(real *restrict out, const real *restrict in0, const real *restrict in1, const real *restrict in2, const real *restrict in3, const real *restrict in4, long B);
 
 #endif

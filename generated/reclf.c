@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[497] = {
+static reclf_prof_entry prof[493] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -425,9 +425,8 @@ static reclf_prof_entry prof[497] = {
     {"convirt_image_vjp_k128_sum", "%1191 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%1193 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%1194 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1196 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1197 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1198 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%1197 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%1198 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%1199 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%1201 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%1203 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -455,9 +454,8 @@ static reclf_prof_entry prof[497] = {
     {"convirt_image_vjp_k207_sum", "%1240 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%1242 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%1243 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1245 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1246 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1247 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%1246 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%1247 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%1248 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%1250 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%1252 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -485,9 +483,8 @@ static reclf_prof_entry prof[497] = {
     {"convirt_image_vjp_k256_sum", "%1289 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%1291 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%1292 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1294 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1295 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1296 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%1295 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%1296 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1297 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1299 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1301 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -505,9 +502,8 @@ static reclf_prof_entry prof[497] = {
     {"convirt_image_vjp_k256_sum", "%1322 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%1324 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%1325 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1327 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1328 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1329 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%1328 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%1329 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1330 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1332 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1334 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -515,7 +511,7 @@ static reclf_prof_entry prof[497] = {
     {"convirt_image_vjp_k256_sum", "%1338 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%1341 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf = {497, prof};
+const reclf_prof_table reclf_profile_reclf = {493, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -1058,111 +1054,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(406, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5841904 + 589824*B, A + 5841904 + 606208*B, (real *)P + 343008, A + 0, B)); /* %1193 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(407, 288, 128, 64);
     CALL(407, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5841904 + 606208*B, A + 5841904 + 581632*B, A + 0, B)); /* %1194 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(408, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5841904 + 606208*B, A + 5841904 + 589824*B, A + 5841904 + 581632*B, B)); /* %1196 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(409, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5841904 + 589824*B, A + 5841904 + 606208*B, A + 5841904 + 573440*B, A + 5841904 + 651904*B, B)); /* %1197 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5841904 + 581632*B, A + 5841904 + 606208*B, A + 5841904 + 573440*B, A + 5841904 + 651904*B, (real *)P + 342752, A + 5841904 + 589824*B, B)); /* %1198 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5812224, A + 5841904 + 589824*B, B)); /* %1199 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5840256, A + 5812224)); /* %1201 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(413, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5840384, A + 5812224)); /* %1203 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(414, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5841904 + 573440*B, A + 5841904 + 581632*B, B)); /* %1206 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(415, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5840512, A + 5841904 + 573440*B, B)); /* %1207 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(416, 1152, 64, 128);
-    CALL(416, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5841904 + 573440*B, A + 5841904 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1209 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(417, 288, 128, 64);
-    CALL(417, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5841904 + 581632*B, A + 5841904 + 548864*B, A + 0, B)); /* %1210 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(418, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5841904 + 581632*B, A + 5841904 + 598016*B, A + 5841904 + 573440*B, A + 5841904 + 548864*B, B)); /* %1213 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(419, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5841904 + 548864*B, A + 5841904 + 581632*B, A + 5841904 + 540672*B, A + 5841904 + 651888*B, B)); /* %1214 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(420, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5841904 + 573440*B, A + 5841904 + 581632*B, A + 5841904 + 540672*B, A + 5841904 + 651888*B, (real *)P + 194912, A + 5841904 + 548864*B, B)); /* %1215 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5812224, A + 5841904 + 548864*B, B)); /* %1216 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5840640, A + 5812224)); /* %1218 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(423, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5840768, A + 5812224)); /* %1220 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(424, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5841904 + 540672*B, A + 5841904 + 573440*B, B)); /* %1223 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(425, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5840896, A + 5841904 + 540672*B, B)); /* %1224 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(426, 576, 64, 128);
-    CALL(426, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5841904 + 540672*B, A + 5841904 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1226 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(427, 144, 128, 64);
-    CALL(427, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5841904 + 573440*B, A + 5841904 + 557056*B, A + 0, B)); /* %1227 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(428, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5841904 + 573440*B, A + 5841904 + 540672*B, A + 5841904 + 557056*B, B)); /* %1229 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(429, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5841904 + 557056*B, A + 5841904 + 573440*B, A + 5841904 + 524288*B, A + 5841904 + 651872*B, B)); /* %1230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5841904 + 540672*B, A + 5841904 + 573440*B, A + 5841904 + 524288*B, A + 5841904 + 651872*B, (real *)P + 120928, A + 5841904 + 557056*B, B)); /* %1231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5812224, A + 5841904 + 557056*B, B)); /* %1232 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841024, A + 5812224)); /* %1234 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841088, A + 5812224)); /* %1236 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(434, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 524288*B, A + 5841904 + 540672*B, B)); /* %1239 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(435, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841152, A + 5841904 + 524288*B, B)); /* %1240 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(436, 576, 256, 64);
-    CALL(436, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5841904 + 524288*B, A + 5841904 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1242 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(437, 144, 64, 256);
-    CALL(437, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5841904 + 540672*B, A + 5841904 + 507904*B, A + 0, B)); /* %1243 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(438, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5841904 + 540672*B, A + 5841904 + 524288*B, A + 5841904 + 507904*B, B)); /* %1245 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(439, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5841904 + 507904*B, A + 5841904 + 540672*B, A + 5841904 + 491520*B, A + 5841904 + 651856*B, B)); /* %1246 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5841904 + 557056*B, A + 5841904 + 540672*B, A + 5841904 + 491520*B, A + 5841904 + 651856*B, (real *)P + 83872, A + 5841904 + 507904*B, B)); /* %1247 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5812224, A + 5841904 + 507904*B, B)); /* %1248 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841216, A + 5812224)); /* %1250 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(443, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841280, A + 5812224)); /* %1252 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(444, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 589824*B, A + 5841904 + 557056*B, B)); /* %1255 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(445, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841344, A + 5841904 + 589824*B, B)); /* %1256 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(446, 576, 256, 64);
-    CALL(446, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5841904 + 491520*B, A + 5841904 + 557056*B, (real *)P + 46944, A + 0, B)); /* %1258 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(447, 144, 64, 256);
-    CALL(447, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5841904 + 557056*B, A + 5841904 + 442368*B, A + 0, B)); /* %1259 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(448, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5841904 + 507904*B, A + 5841904 + 573440*B, A + 5841904 + 491520*B, A + 5841904 + 442368*B, B)); /* %1262 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(449, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5841904 + 442368*B, A + 5841904 + 507904*B, A + 5841904 + 425984*B, A + 5841904 + 651840*B, B)); /* %1263 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5841904 + 491520*B, A + 5841904 + 507904*B, A + 5841904 + 425984*B, A + 5841904 + 651840*B, (real *)P + 46816, A + 5841904 + 442368*B, B)); /* %1264 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5841904 + 442368*B, B)); /* %1265 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841408, A + 5498880)); /* %1267 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(453, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841472, A + 5498880)); /* %1269 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(454, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 425984*B, A + 5841904 + 491520*B, B)); /* %1272 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(455, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841536, A + 5841904 + 425984*B, B)); /* %1273 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(456, 288, 256, 64);
-    CALL(456, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5841904 + 425984*B, A + 5841904 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1275 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(457, 144, 64, 256);
-    CALL(457, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5841904 + 491520*B, A + 5841904 + 458752*B, A + 0, B)); /* %1276 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(458, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5841904 + 491520*B, A + 5841904 + 425984*B, A + 5841904 + 458752*B, B)); /* %1278 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(459, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5841904 + 458752*B, A + 5841904 + 491520*B, A + 5841904 + 393216*B, A + 5841904 + 651824*B, B)); /* %1279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(460, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5841904 + 425984*B, A + 5841904 + 491520*B, A + 5841904 + 393216*B, A + 5841904 + 651824*B, (real *)P + 28256, A + 5841904 + 458752*B, B)); /* %1280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(461, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5812224, A + 5841904 + 458752*B, B)); /* %1281 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(462, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841600, A + 5812224)); /* %1283 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(463, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841632, A + 5812224)); /* %1285 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(464, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 393216*B, A + 5841904 + 425984*B, B)); /* %1288 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(465, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841664, A + 5841904 + 393216*B, B)); /* %1289 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(466, 288, 1024, 32);
-    CALL(466, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5841904 + 393216*B, A + 5841904 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1291 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(467, 144, 32, 1024);
-    CALL(467, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5812224, A + 5841904 + 425984*B, A + 5841904 + 360448*B, A + 0, B)); /* %1292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(468, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5841904 + 425984*B, A + 5841904 + 393216*B, A + 5841904 + 360448*B, B)); /* %1294 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(469, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5841904 + 360448*B, A + 5841904 + 425984*B, A + 5841904 + 327680*B, A + 5841904 + 651808*B, B)); /* %1295 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(470, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5841904 + 458752*B, A + 5841904 + 425984*B, A + 5841904 + 327680*B, A + 5841904 + 651808*B, (real *)P + 18944, A + 5841904 + 360448*B, B)); /* %1296 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(471, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5821440, A + 5841904 + 360448*B, B)); /* %1297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(472, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841696, A + 5821440)); /* %1299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(473, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841728, A + 5821440)); /* %1301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(474, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 524288*B, A + 5841904 + 458752*B, B)); /* %1304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(475, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841760, A + 5841904 + 524288*B, B)); /* %1305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(476, 288, 1024, 32);
-    CALL(476, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5841904 + 327680*B, A + 5841904 + 458752*B, (real *)P + 9696, A + 0, B)); /* %1307 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(477, 144, 32, 1024);
-    CALL(477, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5821440, A + 5841904 + 458752*B, A + 5841904 + 294912*B, A + 0, B)); /* %1308 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(478, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5841904 + 360448*B, A + 5841904 + 491520*B, A + 5841904 + 327680*B, A + 5841904 + 294912*B, B)); /* %1311 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(479, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5841904 + 294912*B, A + 5841904 + 360448*B, A + 5841904 + 262144*B, A + 5841904 + 651792*B, B)); /* %1312 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(480, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5841904 + 393216*B, A + 5841904 + 360448*B, A + 5841904 + 262144*B, A + 5841904 + 651792*B, (real *)P + 9632, A + 5841904 + 294912*B, B)); /* %1313 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(481, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5841904 + 294912*B, B)); /* %1314 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(482, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841792, A + 0)); /* %1316 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(483, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841824, A + 0)); /* %1318 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(484, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 262144*B, A + 5841904 + 393216*B, B)); /* %1321 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(485, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841856, A + 5841904 + 262144*B, B)); /* %1322 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(486, 288, 1024, 32);
-    CALL(486, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5841904 + 262144*B, A + 5841904 + 393216*B, (real *)P + 384, A + 0, B)); /* %1324 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(487, 144, 32, 1024);
-    CALL(487, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5841904 + 393216*B, A + 5841904 + 131072*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(488, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5841904 + 393216*B, A + 5841904 + 262144*B, A + 5841904 + 131072*B, B)); /* %1327 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(489, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5841904 + 524288*B, A + 5841904 + 393216*B, A + 5841904, A + 5841904 + 651776*B, B)); /* %1328 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(490, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5841904 + 131072*B, A + 5841904 + 393216*B, A + 5841904, A + 5841904 + 651776*B, (real *)P + 320, A + 5841904 + 524288*B, B)); /* %1329 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(491, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5841904 + 524288*B, B)); /* %1330 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(492, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1332 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(493, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1334 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(494, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5841904, A + 5841904 + 131072*B, B)); /* %1337 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(495, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5841904, B)); /* %1338 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(496, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5841904 + 131072*B, A + 5841904 + 647168*B, A + 0, B)); /* %1341 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(408, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5841904 + 606208*B, A + 5841904 + 589824*B, A + 5841904 + 573440*B, A + 5841904 + 651904*B, (real *)P + 342752, (real *)P + 342880, B)); /* %1197 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5841904 + 581632*B, A + 5841904 + 589824*B, A + 5841904 + 573440*B, A + 5841904 + 651904*B, (real *)P + 342752, A + 5841904 + 606208*B, (real *)P + 342880, B)); /* %1198 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5812224, A + 5841904 + 606208*B, B)); /* %1199 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(411, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5840256, A + 5812224)); /* %1201 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(412, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5840384, A + 5812224)); /* %1203 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(413, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5841904 + 573440*B, A + 5841904 + 581632*B, B)); /* %1206 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(414, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5840512, A + 5841904 + 573440*B, B)); /* %1207 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(415, 1152, 64, 128);
+    CALL(415, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5841904 + 573440*B, A + 5841904 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1209 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(416, 288, 128, 64);
+    CALL(416, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5841904 + 581632*B, A + 5841904 + 548864*B, A + 0, B)); /* %1210 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(417, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5841904 + 581632*B, A + 5841904 + 598016*B, A + 5841904 + 573440*B, A + 5841904 + 548864*B, B)); /* %1213 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(418, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5841904 + 548864*B, A + 5841904 + 581632*B, A + 5841904 + 540672*B, A + 5841904 + 651888*B, B)); /* %1214 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5841904 + 573440*B, A + 5841904 + 581632*B, A + 5841904 + 540672*B, A + 5841904 + 651888*B, (real *)P + 194912, A + 5841904 + 548864*B, B)); /* %1215 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(420, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5812224, A + 5841904 + 548864*B, B)); /* %1216 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(421, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5840640, A + 5812224)); /* %1218 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(422, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5840768, A + 5812224)); /* %1220 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5841904 + 540672*B, A + 5841904 + 573440*B, B)); /* %1223 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5840896, A + 5841904 + 540672*B, B)); /* %1224 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(425, 576, 64, 128);
+    CALL(425, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5841904 + 540672*B, A + 5841904 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1226 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(426, 144, 128, 64);
+    CALL(426, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5841904 + 573440*B, A + 5841904 + 557056*B, A + 0, B)); /* %1227 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(427, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5841904 + 573440*B, A + 5841904 + 540672*B, A + 5841904 + 557056*B, B)); /* %1229 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(428, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5841904 + 557056*B, A + 5841904 + 573440*B, A + 5841904 + 524288*B, A + 5841904 + 651872*B, B)); /* %1230 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5841904 + 540672*B, A + 5841904 + 573440*B, A + 5841904 + 524288*B, A + 5841904 + 651872*B, (real *)P + 120928, A + 5841904 + 557056*B, B)); /* %1231 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5812224, A + 5841904 + 557056*B, B)); /* %1232 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841024, A + 5812224)); /* %1234 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(432, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841088, A + 5812224)); /* %1236 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(433, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 524288*B, A + 5841904 + 540672*B, B)); /* %1239 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841152, A + 5841904 + 524288*B, B)); /* %1240 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(435, 576, 256, 64);
+    CALL(435, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5841904 + 524288*B, A + 5841904 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1242 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(436, 144, 64, 256);
+    CALL(436, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5841904 + 540672*B, A + 5841904 + 507904*B, A + 0, B)); /* %1243 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(437, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5841904 + 540672*B, A + 5841904 + 524288*B, A + 5841904 + 491520*B, A + 5841904 + 651856*B, (real *)P + 83872, (real *)P + 83936, B)); /* %1246 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5841904 + 507904*B, A + 5841904 + 524288*B, A + 5841904 + 491520*B, A + 5841904 + 651856*B, (real *)P + 83872, A + 5841904 + 540672*B, (real *)P + 83936, B)); /* %1247 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5812224, A + 5841904 + 540672*B, B)); /* %1248 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(440, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841216, A + 5812224)); /* %1250 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(441, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841280, A + 5812224)); /* %1252 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 491520*B, A + 5841904 + 507904*B, B)); /* %1255 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841344, A + 5841904 + 491520*B, B)); /* %1256 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(444, 576, 256, 64);
+    CALL(444, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5841904 + 491520*B, A + 5841904 + 507904*B, (real *)P + 46944, A + 0, B)); /* %1258 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(445, 144, 64, 256);
+    CALL(445, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5841904 + 507904*B, A + 5841904 + 442368*B, A + 0, B)); /* %1259 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(446, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5841904 + 507904*B, A + 5841904 + 573440*B, A + 5841904 + 491520*B, A + 5841904 + 442368*B, B)); /* %1262 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(447, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5841904 + 442368*B, A + 5841904 + 507904*B, A + 5841904 + 425984*B, A + 5841904 + 651840*B, B)); /* %1263 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5841904 + 491520*B, A + 5841904 + 507904*B, A + 5841904 + 425984*B, A + 5841904 + 651840*B, (real *)P + 46816, A + 5841904 + 442368*B, B)); /* %1264 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5841904 + 442368*B, B)); /* %1265 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(450, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5841408, A + 5498880)); /* %1267 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(451, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5841472, A + 5498880)); /* %1269 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(452, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5841904 + 425984*B, A + 5841904 + 491520*B, B)); /* %1272 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5841536, A + 5841904 + 425984*B, B)); /* %1273 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(454, 288, 256, 64);
+    CALL(454, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5841904 + 425984*B, A + 5841904 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1275 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(455, 144, 64, 256);
+    CALL(455, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5841904 + 491520*B, A + 5841904 + 458752*B, A + 0, B)); /* %1276 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(456, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5841904 + 491520*B, A + 5841904 + 425984*B, A + 5841904 + 458752*B, B)); /* %1278 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(457, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5841904 + 458752*B, A + 5841904 + 491520*B, A + 5841904 + 393216*B, A + 5841904 + 651824*B, B)); /* %1279 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(458, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5841904 + 425984*B, A + 5841904 + 491520*B, A + 5841904 + 393216*B, A + 5841904 + 651824*B, (real *)P + 28256, A + 5841904 + 458752*B, B)); /* %1280 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(459, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5812224, A + 5841904 + 458752*B, B)); /* %1281 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(460, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841600, A + 5812224)); /* %1283 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(461, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841632, A + 5812224)); /* %1285 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(462, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 393216*B, A + 5841904 + 425984*B, B)); /* %1288 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(463, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841664, A + 5841904 + 393216*B, B)); /* %1289 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(464, 288, 1024, 32);
+    CALL(464, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5841904 + 393216*B, A + 5841904 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1291 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(465, 144, 32, 1024);
+    CALL(465, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5812224, A + 5841904 + 425984*B, A + 5841904 + 360448*B, A + 0, B)); /* %1292 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(466, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5841904 + 425984*B, A + 5841904 + 393216*B, A + 5841904 + 327680*B, A + 5841904 + 651808*B, (real *)P + 18944, (real *)P + 18976, B)); /* %1295 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(467, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5841904 + 360448*B, A + 5841904 + 393216*B, A + 5841904 + 327680*B, A + 5841904 + 651808*B, (real *)P + 18944, A + 5841904 + 425984*B, (real *)P + 18976, B)); /* %1296 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(468, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5821440, A + 5841904 + 425984*B, B)); /* %1297 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(469, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841696, A + 5821440)); /* %1299 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(470, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841728, A + 5821440)); /* %1301 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(471, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 327680*B, A + 5841904 + 360448*B, B)); /* %1304 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(472, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841760, A + 5841904 + 327680*B, B)); /* %1305 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(473, 288, 1024, 32);
+    CALL(473, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5841904 + 327680*B, A + 5841904 + 360448*B, (real *)P + 9696, A + 0, B)); /* %1307 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(474, 144, 32, 1024);
+    CALL(474, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5821440, A + 5841904 + 360448*B, A + 5841904 + 294912*B, A + 0, B)); /* %1308 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(475, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5841904 + 360448*B, A + 5841904 + 491520*B, A + 5841904 + 327680*B, A + 5841904 + 294912*B, B)); /* %1311 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(476, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5841904 + 294912*B, A + 5841904 + 360448*B, A + 5841904 + 262144*B, A + 5841904 + 651792*B, B)); /* %1312 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(477, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5841904 + 393216*B, A + 5841904 + 360448*B, A + 5841904 + 262144*B, A + 5841904 + 651792*B, (real *)P + 9632, A + 5841904 + 294912*B, B)); /* %1313 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(478, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5841904 + 294912*B, B)); /* %1314 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(479, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5841792, A + 0)); /* %1316 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(480, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5841824, A + 0)); /* %1318 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(481, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5841904 + 262144*B, A + 5841904 + 393216*B, B)); /* %1321 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(482, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5841856, A + 5841904 + 262144*B, B)); /* %1322 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(483, 288, 1024, 32);
+    CALL(483, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5841904 + 262144*B, A + 5841904 + 393216*B, (real *)P + 384, A + 0, B)); /* %1324 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(484, 144, 32, 1024);
+    CALL(484, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5841904 + 393216*B, A + 5841904 + 131072*B, A + 0, B)); /* %1325 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(485, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5841904 + 393216*B, A + 5841904 + 262144*B, A + 5841904, A + 5841904 + 651776*B, (real *)P + 320, (real *)P + 352, B)); /* %1328 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(486, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5841904 + 131072*B, A + 5841904 + 262144*B, A + 5841904, A + 5841904 + 651776*B, (real *)P + 320, A + 5841904 + 393216*B, (real *)P + 352, B)); /* %1329 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(487, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5841904 + 393216*B, B)); /* %1330 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(488, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1332 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(489, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1334 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(490, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5841904, A + 5841904 + 131072*B, B)); /* %1337 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(491, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5841904, B)); /* %1338 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(492, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5841904 + 131072*B, A + 5841904 + 647168*B, A + 0, B)); /* %1341 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

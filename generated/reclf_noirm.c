@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[465] = {
+static reclf_prof_entry prof[461] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -393,9 +393,8 @@ static reclf_prof_entry prof[465] = {
     {"convirt_image_vjp_k128_sum", "%1103 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%1105 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%1106 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1108 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1109 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1110 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%1109 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%1110 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%1111 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%1113 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%1115 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -423,9 +422,8 @@ static reclf_prof_entry prof[465] = {
     {"convirt_image_vjp_k207_sum", "%1152 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%1154 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%1155 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1157 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1158 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1159 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%1158 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%1159 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%1160 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%1162 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%1164 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -453,9 +451,8 @@ static reclf_prof_entry prof[465] = {
     {"convirt_image_vjp_k256_sum", "%1201 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%1203 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%1204 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1206 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1207 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1208 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%1207 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%1208 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1209 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1211 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1213 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -473,9 +470,8 @@ static reclf_prof_entry prof[465] = {
     {"convirt_image_vjp_k256_sum", "%1234 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%1236 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%1237 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1239 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1240 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1241 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%1240 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%1241 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1242 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1244 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1246 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -483,7 +479,7 @@ static reclf_prof_entry prof[465] = {
     {"convirt_image_vjp_k256_sum", "%1250 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%1253 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_noirm = {465, prof};
+const reclf_prof_table reclf_profile_reclf_noirm = {461, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -979,111 +975,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(374, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5809136 + 589824*B, A + 5809136 + 606208*B, (real *)P + 343008, A + 0, B)); /* %1105 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(375, 288, 128, 64);
     CALL(375, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5809136 + 606208*B, A + 5809136 + 581632*B, A + 0, B)); /* %1106 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(376, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5809136 + 606208*B, A + 5809136 + 589824*B, A + 5809136 + 581632*B, B)); /* %1108 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(377, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5809136 + 589824*B, A + 5809136 + 606208*B, A + 5809136 + 573440*B, A + 5809136 + 651904*B, B)); /* %1109 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(378, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5809136 + 581632*B, A + 5809136 + 606208*B, A + 5809136 + 573440*B, A + 5809136 + 651904*B, (real *)P + 342752, A + 5809136 + 589824*B, B)); /* %1110 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(379, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5779456, A + 5809136 + 589824*B, B)); /* %1111 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(380, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5807488, A + 5779456)); /* %1113 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(381, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5807616, A + 5779456)); /* %1115 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(382, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5809136 + 573440*B, A + 5809136 + 581632*B, B)); /* %1118 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(383, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5807744, A + 5809136 + 573440*B, B)); /* %1119 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(384, 1152, 64, 128);
-    CALL(384, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5809136 + 573440*B, A + 5809136 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1121 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(385, 288, 128, 64);
-    CALL(385, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5809136 + 581632*B, A + 5809136 + 548864*B, A + 0, B)); /* %1122 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(386, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5809136 + 581632*B, A + 5809136 + 598016*B, A + 5809136 + 573440*B, A + 5809136 + 548864*B, B)); /* %1125 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(387, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5809136 + 548864*B, A + 5809136 + 581632*B, A + 5809136 + 540672*B, A + 5809136 + 651888*B, B)); /* %1126 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(388, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5809136 + 573440*B, A + 5809136 + 581632*B, A + 5809136 + 540672*B, A + 5809136 + 651888*B, (real *)P + 194912, A + 5809136 + 548864*B, B)); /* %1127 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(389, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5779456, A + 5809136 + 548864*B, B)); /* %1128 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(390, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5807872, A + 5779456)); /* %1130 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(391, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5808000, A + 5779456)); /* %1132 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(392, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5809136 + 540672*B, A + 5809136 + 573440*B, B)); /* %1135 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(393, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5808128, A + 5809136 + 540672*B, B)); /* %1136 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(394, 576, 64, 128);
-    CALL(394, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5809136 + 540672*B, A + 5809136 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1138 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(395, 144, 128, 64);
-    CALL(395, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5809136 + 573440*B, A + 5809136 + 557056*B, A + 0, B)); /* %1139 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(396, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5809136 + 573440*B, A + 5809136 + 540672*B, A + 5809136 + 557056*B, B)); /* %1141 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(397, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5809136 + 557056*B, A + 5809136 + 573440*B, A + 5809136 + 524288*B, A + 5809136 + 651872*B, B)); /* %1142 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(398, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5809136 + 540672*B, A + 5809136 + 573440*B, A + 5809136 + 524288*B, A + 5809136 + 651872*B, (real *)P + 120928, A + 5809136 + 557056*B, B)); /* %1143 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(399, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5779456, A + 5809136 + 557056*B, B)); /* %1144 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(400, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808256, A + 5779456)); /* %1146 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(401, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808320, A + 5779456)); /* %1148 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(402, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 524288*B, A + 5809136 + 540672*B, B)); /* %1151 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(403, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808384, A + 5809136 + 524288*B, B)); /* %1152 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(404, 576, 256, 64);
-    CALL(404, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5809136 + 524288*B, A + 5809136 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1154 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(405, 144, 64, 256);
-    CALL(405, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5809136 + 540672*B, A + 5809136 + 507904*B, A + 0, B)); /* %1155 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(406, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5809136 + 540672*B, A + 5809136 + 524288*B, A + 5809136 + 507904*B, B)); /* %1157 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(407, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5809136 + 507904*B, A + 5809136 + 540672*B, A + 5809136 + 491520*B, A + 5809136 + 651856*B, B)); /* %1158 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(408, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5809136 + 557056*B, A + 5809136 + 540672*B, A + 5809136 + 491520*B, A + 5809136 + 651856*B, (real *)P + 83872, A + 5809136 + 507904*B, B)); /* %1159 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5779456, A + 5809136 + 507904*B, B)); /* %1160 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808448, A + 5779456)); /* %1162 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(411, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808512, A + 5779456)); /* %1164 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(412, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 589824*B, A + 5809136 + 557056*B, B)); /* %1167 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(413, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808576, A + 5809136 + 589824*B, B)); /* %1168 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(414, 576, 256, 64);
-    CALL(414, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5809136 + 491520*B, A + 5809136 + 557056*B, (real *)P + 46944, A + 0, B)); /* %1170 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(415, 144, 64, 256);
-    CALL(415, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5809136 + 557056*B, A + 5809136 + 442368*B, A + 0, B)); /* %1171 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(416, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5809136 + 507904*B, A + 5809136 + 573440*B, A + 5809136 + 491520*B, A + 5809136 + 442368*B, B)); /* %1174 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(417, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5809136 + 442368*B, A + 5809136 + 507904*B, A + 5809136 + 425984*B, A + 5809136 + 651840*B, B)); /* %1175 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(418, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5809136 + 491520*B, A + 5809136 + 507904*B, A + 5809136 + 425984*B, A + 5809136 + 651840*B, (real *)P + 46816, A + 5809136 + 442368*B, B)); /* %1176 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(419, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5809136 + 442368*B, B)); /* %1177 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(420, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808640, A + 5498880)); /* %1179 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(421, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808704, A + 5498880)); /* %1181 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(422, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 425984*B, A + 5809136 + 491520*B, B)); /* %1184 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(423, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808768, A + 5809136 + 425984*B, B)); /* %1185 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(424, 288, 256, 64);
-    CALL(424, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5809136 + 425984*B, A + 5809136 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1187 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(425, 144, 64, 256);
-    CALL(425, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5809136 + 491520*B, A + 5809136 + 458752*B, A + 0, B)); /* %1188 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(426, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5809136 + 491520*B, A + 5809136 + 425984*B, A + 5809136 + 458752*B, B)); /* %1190 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(427, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5809136 + 458752*B, A + 5809136 + 491520*B, A + 5809136 + 393216*B, A + 5809136 + 651824*B, B)); /* %1191 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(428, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5809136 + 425984*B, A + 5809136 + 491520*B, A + 5809136 + 393216*B, A + 5809136 + 651824*B, (real *)P + 28256, A + 5809136 + 458752*B, B)); /* %1192 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(429, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5779456, A + 5809136 + 458752*B, B)); /* %1193 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(430, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5808832, A + 5779456)); /* %1195 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(431, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5808864, A + 5779456)); /* %1197 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(432, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 393216*B, A + 5809136 + 425984*B, B)); /* %1200 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(433, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5808896, A + 5809136 + 393216*B, B)); /* %1201 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(434, 288, 1024, 32);
-    CALL(434, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5809136 + 393216*B, A + 5809136 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1203 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(435, 144, 32, 1024);
-    CALL(435, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5779456, A + 5809136 + 425984*B, A + 5809136 + 360448*B, A + 0, B)); /* %1204 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(436, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5809136 + 425984*B, A + 5809136 + 393216*B, A + 5809136 + 360448*B, B)); /* %1206 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(437, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5809136 + 360448*B, A + 5809136 + 425984*B, A + 5809136 + 327680*B, A + 5809136 + 651808*B, B)); /* %1207 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5809136 + 458752*B, A + 5809136 + 425984*B, A + 5809136 + 327680*B, A + 5809136 + 651808*B, (real *)P + 18944, A + 5809136 + 360448*B, B)); /* %1208 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5788672, A + 5809136 + 360448*B, B)); /* %1209 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5808928, A + 5788672)); /* %1211 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(441, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5808960, A + 5788672)); /* %1213 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(442, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 524288*B, A + 5809136 + 458752*B, B)); /* %1216 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(443, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5808992, A + 5809136 + 524288*B, B)); /* %1217 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(444, 288, 1024, 32);
-    CALL(444, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5809136 + 327680*B, A + 5809136 + 458752*B, (real *)P + 9696, A + 0, B)); /* %1219 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(445, 144, 32, 1024);
-    CALL(445, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5788672, A + 5809136 + 458752*B, A + 5809136 + 294912*B, A + 0, B)); /* %1220 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(446, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5809136 + 360448*B, A + 5809136 + 491520*B, A + 5809136 + 327680*B, A + 5809136 + 294912*B, B)); /* %1223 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(447, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5809136 + 294912*B, A + 5809136 + 360448*B, A + 5809136 + 262144*B, A + 5809136 + 651792*B, B)); /* %1224 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5809136 + 393216*B, A + 5809136 + 360448*B, A + 5809136 + 262144*B, A + 5809136 + 651792*B, (real *)P + 9632, A + 5809136 + 294912*B, B)); /* %1225 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5809136 + 294912*B, B)); /* %1226 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5809024, A + 0)); /* %1228 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(451, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5809056, A + 0)); /* %1230 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(452, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 262144*B, A + 5809136 + 393216*B, B)); /* %1233 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(453, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5809088, A + 5809136 + 262144*B, B)); /* %1234 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(454, 288, 1024, 32);
-    CALL(454, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5809136 + 262144*B, A + 5809136 + 393216*B, (real *)P + 384, A + 0, B)); /* %1236 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(455, 144, 32, 1024);
-    CALL(455, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5809136 + 393216*B, A + 5809136 + 131072*B, A + 0, B)); /* %1237 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(456, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5809136 + 393216*B, A + 5809136 + 262144*B, A + 5809136 + 131072*B, B)); /* %1239 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(457, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5809136 + 524288*B, A + 5809136 + 393216*B, A + 5809136, A + 5809136 + 651776*B, B)); /* %1240 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(458, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5809136 + 131072*B, A + 5809136 + 393216*B, A + 5809136, A + 5809136 + 651776*B, (real *)P + 320, A + 5809136 + 524288*B, B)); /* %1241 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(459, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5809136 + 524288*B, B)); /* %1242 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(460, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1244 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(461, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1246 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(462, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5809136, A + 5809136 + 131072*B, B)); /* %1249 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(463, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5809136, B)); /* %1250 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(464, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5809136 + 131072*B, A + 5809136 + 647168*B, A + 0, B)); /* %1253 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(376, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5809136 + 606208*B, A + 5809136 + 589824*B, A + 5809136 + 573440*B, A + 5809136 + 651904*B, (real *)P + 342752, (real *)P + 342880, B)); /* %1109 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(377, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5809136 + 581632*B, A + 5809136 + 589824*B, A + 5809136 + 573440*B, A + 5809136 + 651904*B, (real *)P + 342752, A + 5809136 + 606208*B, (real *)P + 342880, B)); /* %1110 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(378, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5779456, A + 5809136 + 606208*B, B)); /* %1111 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5807488, A + 5779456)); /* %1113 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(380, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5807616, A + 5779456)); /* %1115 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(381, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5809136 + 573440*B, A + 5809136 + 581632*B, B)); /* %1118 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(382, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5807744, A + 5809136 + 573440*B, B)); /* %1119 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(383, 1152, 64, 128);
+    CALL(383, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5809136 + 573440*B, A + 5809136 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1121 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(384, 288, 128, 64);
+    CALL(384, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5809136 + 581632*B, A + 5809136 + 548864*B, A + 0, B)); /* %1122 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(385, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5809136 + 581632*B, A + 5809136 + 598016*B, A + 5809136 + 573440*B, A + 5809136 + 548864*B, B)); /* %1125 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(386, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5809136 + 548864*B, A + 5809136 + 581632*B, A + 5809136 + 540672*B, A + 5809136 + 651888*B, B)); /* %1126 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(387, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5809136 + 573440*B, A + 5809136 + 581632*B, A + 5809136 + 540672*B, A + 5809136 + 651888*B, (real *)P + 194912, A + 5809136 + 548864*B, B)); /* %1127 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(388, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5779456, A + 5809136 + 548864*B, B)); /* %1128 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(389, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5807872, A + 5779456)); /* %1130 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(390, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5808000, A + 5779456)); /* %1132 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(391, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5809136 + 540672*B, A + 5809136 + 573440*B, B)); /* %1135 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(392, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5808128, A + 5809136 + 540672*B, B)); /* %1136 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(393, 576, 64, 128);
+    CALL(393, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5809136 + 540672*B, A + 5809136 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1138 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(394, 144, 128, 64);
+    CALL(394, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5809136 + 573440*B, A + 5809136 + 557056*B, A + 0, B)); /* %1139 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(395, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5809136 + 573440*B, A + 5809136 + 540672*B, A + 5809136 + 557056*B, B)); /* %1141 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(396, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5809136 + 557056*B, A + 5809136 + 573440*B, A + 5809136 + 524288*B, A + 5809136 + 651872*B, B)); /* %1142 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(397, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5809136 + 540672*B, A + 5809136 + 573440*B, A + 5809136 + 524288*B, A + 5809136 + 651872*B, (real *)P + 120928, A + 5809136 + 557056*B, B)); /* %1143 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(398, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5779456, A + 5809136 + 557056*B, B)); /* %1144 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(399, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808256, A + 5779456)); /* %1146 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(400, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808320, A + 5779456)); /* %1148 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(401, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 524288*B, A + 5809136 + 540672*B, B)); /* %1151 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(402, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808384, A + 5809136 + 524288*B, B)); /* %1152 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(403, 576, 256, 64);
+    CALL(403, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5809136 + 524288*B, A + 5809136 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1154 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(404, 144, 64, 256);
+    CALL(404, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5809136 + 540672*B, A + 5809136 + 507904*B, A + 0, B)); /* %1155 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(405, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5809136 + 540672*B, A + 5809136 + 524288*B, A + 5809136 + 491520*B, A + 5809136 + 651856*B, (real *)P + 83872, (real *)P + 83936, B)); /* %1158 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5809136 + 507904*B, A + 5809136 + 524288*B, A + 5809136 + 491520*B, A + 5809136 + 651856*B, (real *)P + 83872, A + 5809136 + 540672*B, (real *)P + 83936, B)); /* %1159 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5779456, A + 5809136 + 540672*B, B)); /* %1160 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808448, A + 5779456)); /* %1162 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(409, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808512, A + 5779456)); /* %1164 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(410, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 491520*B, A + 5809136 + 507904*B, B)); /* %1167 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(411, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808576, A + 5809136 + 491520*B, B)); /* %1168 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(412, 576, 256, 64);
+    CALL(412, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5809136 + 491520*B, A + 5809136 + 507904*B, (real *)P + 46944, A + 0, B)); /* %1170 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(413, 144, 64, 256);
+    CALL(413, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5809136 + 507904*B, A + 5809136 + 442368*B, A + 0, B)); /* %1171 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(414, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5809136 + 507904*B, A + 5809136 + 573440*B, A + 5809136 + 491520*B, A + 5809136 + 442368*B, B)); /* %1174 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(415, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5809136 + 442368*B, A + 5809136 + 507904*B, A + 5809136 + 425984*B, A + 5809136 + 651840*B, B)); /* %1175 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(416, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5809136 + 491520*B, A + 5809136 + 507904*B, A + 5809136 + 425984*B, A + 5809136 + 651840*B, (real *)P + 46816, A + 5809136 + 442368*B, B)); /* %1176 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(417, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5809136 + 442368*B, B)); /* %1177 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(418, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5808640, A + 5498880)); /* %1179 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(419, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5808704, A + 5498880)); /* %1181 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(420, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5809136 + 425984*B, A + 5809136 + 491520*B, B)); /* %1184 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(421, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5808768, A + 5809136 + 425984*B, B)); /* %1185 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(422, 288, 256, 64);
+    CALL(422, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5809136 + 425984*B, A + 5809136 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1187 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(423, 144, 64, 256);
+    CALL(423, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5809136 + 491520*B, A + 5809136 + 458752*B, A + 0, B)); /* %1188 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(424, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5809136 + 491520*B, A + 5809136 + 425984*B, A + 5809136 + 458752*B, B)); /* %1190 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(425, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5809136 + 458752*B, A + 5809136 + 491520*B, A + 5809136 + 393216*B, A + 5809136 + 651824*B, B)); /* %1191 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(426, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5809136 + 425984*B, A + 5809136 + 491520*B, A + 5809136 + 393216*B, A + 5809136 + 651824*B, (real *)P + 28256, A + 5809136 + 458752*B, B)); /* %1192 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(427, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5779456, A + 5809136 + 458752*B, B)); /* %1193 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(428, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5808832, A + 5779456)); /* %1195 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(429, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5808864, A + 5779456)); /* %1197 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(430, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 393216*B, A + 5809136 + 425984*B, B)); /* %1200 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(431, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5808896, A + 5809136 + 393216*B, B)); /* %1201 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(432, 288, 1024, 32);
+    CALL(432, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5809136 + 393216*B, A + 5809136 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1203 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(433, 144, 32, 1024);
+    CALL(433, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5779456, A + 5809136 + 425984*B, A + 5809136 + 360448*B, A + 0, B)); /* %1204 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(434, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5809136 + 425984*B, A + 5809136 + 393216*B, A + 5809136 + 327680*B, A + 5809136 + 651808*B, (real *)P + 18944, (real *)P + 18976, B)); /* %1207 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5809136 + 360448*B, A + 5809136 + 393216*B, A + 5809136 + 327680*B, A + 5809136 + 651808*B, (real *)P + 18944, A + 5809136 + 425984*B, (real *)P + 18976, B)); /* %1208 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5788672, A + 5809136 + 425984*B, B)); /* %1209 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5808928, A + 5788672)); /* %1211 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(438, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5808960, A + 5788672)); /* %1213 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(439, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 327680*B, A + 5809136 + 360448*B, B)); /* %1216 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(440, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5808992, A + 5809136 + 327680*B, B)); /* %1217 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(441, 288, 1024, 32);
+    CALL(441, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5809136 + 327680*B, A + 5809136 + 360448*B, (real *)P + 9696, A + 0, B)); /* %1219 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(442, 144, 32, 1024);
+    CALL(442, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5788672, A + 5809136 + 360448*B, A + 5809136 + 294912*B, A + 0, B)); /* %1220 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(443, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5809136 + 360448*B, A + 5809136 + 491520*B, A + 5809136 + 327680*B, A + 5809136 + 294912*B, B)); /* %1223 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(444, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5809136 + 294912*B, A + 5809136 + 360448*B, A + 5809136 + 262144*B, A + 5809136 + 651792*B, B)); /* %1224 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5809136 + 393216*B, A + 5809136 + 360448*B, A + 5809136 + 262144*B, A + 5809136 + 651792*B, (real *)P + 9632, A + 5809136 + 294912*B, B)); /* %1225 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5809136 + 294912*B, B)); /* %1226 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(447, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5809024, A + 0)); /* %1228 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(448, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5809056, A + 0)); /* %1230 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(449, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5809136 + 262144*B, A + 5809136 + 393216*B, B)); /* %1233 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(450, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5809088, A + 5809136 + 262144*B, B)); /* %1234 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(451, 288, 1024, 32);
+    CALL(451, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5809136 + 262144*B, A + 5809136 + 393216*B, (real *)P + 384, A + 0, B)); /* %1236 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(452, 144, 32, 1024);
+    CALL(452, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5809136 + 393216*B, A + 5809136 + 131072*B, A + 0, B)); /* %1237 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(453, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5809136 + 393216*B, A + 5809136 + 262144*B, A + 5809136, A + 5809136 + 651776*B, (real *)P + 320, (real *)P + 352, B)); /* %1240 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(454, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5809136 + 131072*B, A + 5809136 + 262144*B, A + 5809136, A + 5809136 + 651776*B, (real *)P + 320, A + 5809136 + 393216*B, (real *)P + 352, B)); /* %1241 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(455, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5809136 + 393216*B, B)); /* %1242 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(456, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1244 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(457, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1246 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(458, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5809136, A + 5809136 + 131072*B, B)); /* %1249 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(459, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5809136, B)); /* %1250 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(460, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5809136 + 131072*B, A + 5809136 + 647168*B, A + 0, B)); /* %1253 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

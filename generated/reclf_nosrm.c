@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[453] = {
+static reclf_prof_entry prof[449] = {
     {"convirt_image_k3_fused_scale_addc", "%6 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%9 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%12 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -381,9 +381,8 @@ static reclf_prof_entry prof[453] = {
     {"convirt_image_vjp_k128_sum", "%1064 reduce [1,128,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k160_conv2d_input_grad", "%1066 conv2d_input_grad [B,128,8,8]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k161_conv2d_weight_grad", "%1067 conv2d_weight_grad [128,128,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k147_fused_mul_step", "%1069 fused:mul_step [B,128,8,8]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k148_group_norm_sums", "%1070 group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k149_group_norm_grad_x", "%1071 group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k164_relu_group_norm_sums", "%1070 relu_grad+group_norm_sums [B,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k165_relu_group_norm_grad_x", "%1071 relu_grad+group_norm_grad_x [B,128,8,8]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k150_sum", "%1072 reduce [1,128,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k152_slice", "%1074 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k154_slice", "%1076 slice [128,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -411,9 +410,8 @@ static reclf_prof_entry prof[453] = {
     {"convirt_image_vjp_k207_sum", "%1113 reduce [1,64,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k209_conv2d_input_grad", "%1115 conv2d_input_grad [B,64,16,16]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k210_conv2d_weight_grad", "%1116 conv2d_weight_grad [64,64,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%1118 fused:mul_step [B,64,16,16]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%1119 group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%1120 group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%1119 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%1120 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%1121 reduce [1,64,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%1123 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%1125 slice [64,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -441,9 +439,8 @@ static reclf_prof_entry prof[453] = {
     {"convirt_image_vjp_k256_sum", "%1162 reduce [1,32,1]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k258_conv2d_input_grad", "%1164 conv2d_input_grad [B,32,32,32]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k259_conv2d_weight_grad", "%1165 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:13", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%1167 fused:mul_step [B,32,32,32]", "graphs/lib/image_encoder.lua:12", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%1168 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%1169 group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%1168 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%1169 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1170 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1172 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1174 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -461,9 +458,8 @@ static reclf_prof_entry prof[453] = {
     {"convirt_image_vjp_k256_sum", "%1195 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k291_conv2d_input_grad", "%1197 conv2d_input_grad [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k292_conv2d_weight_grad", "%1198 conv2d_weight_grad [32,32,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%1200 fused:mul_step [B,32,64,64]", "graphs/lib/image_encoder.lua:22", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%1201 group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%1202 group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%1201 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%1202 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%1203 reduce [1,32,2]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%1205 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%1207 slice [32,1]", "graphs/lib/image_encoder.lua:7", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -471,7 +467,7 @@ static reclf_prof_entry prof[453] = {
     {"convirt_image_vjp_k256_sum", "%1211 reduce [1,32,1]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k308_conv2d_weight_grad", "%1214 conv2d_weight_grad [32,1,3,3]", "graphs/lib/image_encoder.lua:6", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_reclf_nosrm = {453, prof};
+const reclf_prof_table reclf_profile_reclf_nosrm = {449, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -946,111 +942,107 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(362, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5776368 + 589824*B, A + 5776368 + 606208*B, (real *)P + 343008, A + 0, B)); /* %1066 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:13 */
     PROF_GEMM(363, 288, 128, 64);
     CALL(363, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4663296, A + 5776368 + 606208*B, A + 5776368 + 581632*B, A + 0, B)); /* %1067 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(364, (double)16384*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k147_fused_mul_step(A + 5776368 + 606208*B, A + 5776368 + 589824*B, A + 5776368 + 581632*B, B)); /* %1069 fused:mul_step [B,128,8,8]  graphs/lib/image_encoder.lua:12 */
-    CALL(365, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5776368 + 589824*B, A + 5776368 + 606208*B, A + 5776368 + 573440*B, A + 5776368 + 651904*B, B)); /* %1070 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(366, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5776368 + 581632*B, A + 5776368 + 606208*B, A + 5776368 + 573440*B, A + 5776368 + 651904*B, (real *)P + 342752, A + 5776368 + 589824*B, B)); /* %1071 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(367, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5746688, A + 5776368 + 589824*B, B)); /* %1072 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(368, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5774720, A + 5746688)); /* %1074 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(369, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5774848, A + 5746688)); /* %1076 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(370, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5776368 + 573440*B, A + 5776368 + 581632*B, B)); /* %1079 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(371, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5774976, A + 5776368 + 573440*B, B)); /* %1080 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(372, 1152, 64, 128);
-    CALL(372, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5776368 + 573440*B, A + 5776368 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1082 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(373, 288, 128, 64);
-    CALL(373, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5776368 + 581632*B, A + 5776368 + 548864*B, A + 0, B)); /* %1083 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(374, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5776368 + 581632*B, A + 5776368 + 598016*B, A + 5776368 + 573440*B, A + 5776368 + 548864*B, B)); /* %1086 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
-    CALL(375, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5776368 + 548864*B, A + 5776368 + 581632*B, A + 5776368 + 540672*B, A + 5776368 + 651888*B, B)); /* %1087 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(376, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5776368 + 573440*B, A + 5776368 + 581632*B, A + 5776368 + 540672*B, A + 5776368 + 651888*B, (real *)P + 194912, A + 5776368 + 548864*B, B)); /* %1088 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
-    CALL(377, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5746688, A + 5776368 + 548864*B, B)); /* %1089 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(378, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5775104, A + 5746688)); /* %1091 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(379, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5775232, A + 5746688)); /* %1093 slice [128,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(380, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5776368 + 540672*B, A + 5776368 + 573440*B, B)); /* %1096 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(381, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5775360, A + 5776368 + 540672*B, B)); /* %1097 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(382, 576, 64, 128);
-    CALL(382, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5776368 + 540672*B, A + 5776368 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1099 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(383, 144, 128, 64);
-    CALL(383, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5776368 + 573440*B, A + 5776368 + 557056*B, A + 0, B)); /* %1100 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(384, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5776368 + 573440*B, A + 5776368 + 540672*B, A + 5776368 + 557056*B, B)); /* %1102 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
-    CALL(385, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5776368 + 557056*B, A + 5776368 + 573440*B, A + 5776368 + 524288*B, A + 5776368 + 651872*B, B)); /* %1103 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(386, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5776368 + 540672*B, A + 5776368 + 573440*B, A + 5776368 + 524288*B, A + 5776368 + 651872*B, (real *)P + 120928, A + 5776368 + 557056*B, B)); /* %1104 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    CALL(387, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5746688, A + 5776368 + 557056*B, B)); /* %1105 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(388, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775488, A + 5746688)); /* %1107 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(389, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775552, A + 5746688)); /* %1109 slice [64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(390, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 524288*B, A + 5776368 + 540672*B, B)); /* %1112 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(391, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5775616, A + 5776368 + 524288*B, B)); /* %1113 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(392, 576, 256, 64);
-    CALL(392, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5776368 + 524288*B, A + 5776368 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1115 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(393, 144, 64, 256);
-    CALL(393, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5776368 + 540672*B, A + 5776368 + 507904*B, A + 0, B)); /* %1116 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(394, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5776368 + 540672*B, A + 5776368 + 524288*B, A + 5776368 + 507904*B, B)); /* %1118 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:12 */
-    CALL(395, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5776368 + 507904*B, A + 5776368 + 540672*B, A + 5776368 + 491520*B, A + 5776368 + 651856*B, B)); /* %1119 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(396, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5776368 + 557056*B, A + 5776368 + 540672*B, A + 5776368 + 491520*B, A + 5776368 + 651856*B, (real *)P + 83872, A + 5776368 + 507904*B, B)); /* %1120 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(397, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5746688, A + 5776368 + 507904*B, B)); /* %1121 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(398, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775680, A + 5746688)); /* %1123 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(399, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775744, A + 5746688)); /* %1125 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(400, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 589824*B, A + 5776368 + 557056*B, B)); /* %1128 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(401, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5775808, A + 5776368 + 589824*B, B)); /* %1129 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(402, 576, 256, 64);
-    CALL(402, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5776368 + 491520*B, A + 5776368 + 557056*B, (real *)P + 46944, A + 0, B)); /* %1131 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(403, 144, 64, 256);
-    CALL(403, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5776368 + 557056*B, A + 5776368 + 442368*B, A + 0, B)); /* %1132 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(404, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5776368 + 507904*B, A + 5776368 + 573440*B, A + 5776368 + 491520*B, A + 5776368 + 442368*B, B)); /* %1135 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
-    CALL(405, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5776368 + 442368*B, A + 5776368 + 507904*B, A + 5776368 + 425984*B, A + 5776368 + 651840*B, B)); /* %1136 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(406, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5776368 + 491520*B, A + 5776368 + 507904*B, A + 5776368 + 425984*B, A + 5776368 + 651840*B, (real *)P + 46816, A + 5776368 + 442368*B, B)); /* %1137 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
-    CALL(407, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5776368 + 442368*B, B)); /* %1138 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(408, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775872, A + 5498880)); /* %1140 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(409, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775936, A + 5498880)); /* %1142 slice [64,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(410, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 425984*B, A + 5776368 + 491520*B, B)); /* %1145 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(411, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5776000, A + 5776368 + 425984*B, B)); /* %1146 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(412, 288, 256, 64);
-    CALL(412, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5776368 + 425984*B, A + 5776368 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1148 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(413, 144, 64, 256);
-    CALL(413, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5776368 + 491520*B, A + 5776368 + 458752*B, A + 0, B)); /* %1149 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(414, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5776368 + 491520*B, A + 5776368 + 425984*B, A + 5776368 + 458752*B, B)); /* %1151 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
-    CALL(415, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5776368 + 458752*B, A + 5776368 + 491520*B, A + 5776368 + 393216*B, A + 5776368 + 651824*B, B)); /* %1152 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(416, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5776368 + 425984*B, A + 5776368 + 491520*B, A + 5776368 + 393216*B, A + 5776368 + 651824*B, (real *)P + 28256, A + 5776368 + 458752*B, B)); /* %1153 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    CALL(417, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5746688, A + 5776368 + 458752*B, B)); /* %1154 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
-    CALL(418, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776064, A + 5746688)); /* %1156 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(419, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776096, A + 5746688)); /* %1158 slice [32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(420, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 393216*B, A + 5776368 + 425984*B, B)); /* %1161 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
-    CALL(421, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776128, A + 5776368 + 393216*B, B)); /* %1162 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(422, 288, 1024, 32);
-    CALL(422, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5776368 + 393216*B, A + 5776368 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1164 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
-    PROF_GEMM(423, 144, 32, 1024);
-    CALL(423, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5746688, A + 5776368 + 425984*B, A + 5776368 + 360448*B, A + 0, B)); /* %1165 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
-    CALL(424, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5776368 + 425984*B, A + 5776368 + 393216*B, A + 5776368 + 360448*B, B)); /* %1167 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:12 */
-    CALL(425, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5776368 + 360448*B, A + 5776368 + 425984*B, A + 5776368 + 327680*B, A + 5776368 + 651808*B, B)); /* %1168 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(426, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5776368 + 458752*B, A + 5776368 + 425984*B, A + 5776368 + 327680*B, A + 5776368 + 651808*B, (real *)P + 18944, A + 5776368 + 360448*B, B)); /* %1169 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(427, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5755904, A + 5776368 + 360448*B, B)); /* %1170 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(428, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776160, A + 5755904)); /* %1172 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(429, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776192, A + 5755904)); /* %1174 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(430, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 524288*B, A + 5776368 + 458752*B, B)); /* %1177 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(431, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776224, A + 5776368 + 524288*B, B)); /* %1178 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(432, 288, 1024, 32);
-    CALL(432, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5776368 + 327680*B, A + 5776368 + 458752*B, (real *)P + 9696, A + 0, B)); /* %1180 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(433, 144, 32, 1024);
-    CALL(433, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5755904, A + 5776368 + 458752*B, A + 5776368 + 294912*B, A + 0, B)); /* %1181 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(434, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5776368 + 360448*B, A + 5776368 + 491520*B, A + 5776368 + 327680*B, A + 5776368 + 294912*B, B)); /* %1184 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
-    CALL(435, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5776368 + 294912*B, A + 5776368 + 360448*B, A + 5776368 + 262144*B, A + 5776368 + 651792*B, B)); /* %1185 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(436, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5776368 + 393216*B, A + 5776368 + 360448*B, A + 5776368 + 262144*B, A + 5776368 + 651792*B, (real *)P + 9632, A + 5776368 + 294912*B, B)); /* %1186 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
-    CALL(437, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5776368 + 294912*B, B)); /* %1187 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(438, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776256, A + 0)); /* %1189 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(439, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776288, A + 0)); /* %1191 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(440, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 262144*B, A + 5776368 + 393216*B, B)); /* %1194 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(441, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776320, A + 5776368 + 262144*B, B)); /* %1195 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(442, 288, 1024, 32);
-    CALL(442, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5776368 + 262144*B, A + 5776368 + 393216*B, (real *)P + 384, A + 0, B)); /* %1197 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
-    PROF_GEMM(443, 144, 32, 1024);
-    CALL(443, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5776368 + 393216*B, A + 5776368 + 131072*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
-    CALL(444, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 5776368 + 393216*B, A + 5776368 + 262144*B, A + 5776368 + 131072*B, B)); /* %1200 fused:mul_step [B,32,64,64]  graphs/lib/image_encoder.lua:22 */
-    CALL(445, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 5776368 + 524288*B, A + 5776368 + 393216*B, A + 5776368, A + 5776368 + 651776*B, B)); /* %1201 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(446, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 5776368 + 131072*B, A + 5776368 + 393216*B, A + 5776368, A + 5776368 + 651776*B, (real *)P + 320, A + 5776368 + 524288*B, B)); /* %1202 group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
-    CALL(447, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5776368 + 524288*B, B)); /* %1203 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
-    CALL(448, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1205 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(449, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1207 slice [32,1]  graphs/lib/image_encoder.lua:7 */
-    CALL(450, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5776368, A + 5776368 + 131072*B, B)); /* %1210 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(451, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5776368, B)); /* %1211 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
-    CALL(452, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5776368 + 131072*B, A + 5776368 + 647168*B, A + 0, B)); /* %1214 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(364, (double)65536*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)128), convirt_image_vjp_k164_relu_group_norm_sums(A + 5776368 + 606208*B, A + 5776368 + 589824*B, A + 5776368 + 573440*B, A + 5776368 + 651904*B, (real *)P + 342752, (real *)P + 342880, B)); /* %1070 relu_grad+group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(365, (double)81920*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B + (double)128), convirt_image_vjp_k165_relu_group_norm_grad_x(A + 5776368 + 581632*B, A + 5776368 + 589824*B, A + 5776368 + 573440*B, A + 5776368 + 651904*B, (real *)P + 342752, A + 5776368 + 606208*B, (real *)P + 342880, B)); /* %1071 relu_grad+group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(366, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5746688, A + 5776368 + 606208*B, B)); /* %1072 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(367, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5774720, A + 5746688)); /* %1074 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(368, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5774848, A + 5746688)); /* %1076 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(369, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5776368 + 573440*B, A + 5776368 + 581632*B, B)); /* %1079 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(370, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5774976, A + 5776368 + 573440*B, B)); /* %1080 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(371, 1152, 64, 128);
+    CALL(371, (double)18874368*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)147456), convirt_image_vjp_k160_conv2d_input_grad(A + 5776368 + 573440*B, A + 5776368 + 581632*B, (real *)P + 195168, A + 0, B)); /* %1082 conv2d_input_grad [B,128,8,8]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(372, 288, 128, 64);
+    CALL(372, (double)18874368*B, sizeof(real)*((double)147456 + (double)8192*B + (double)8192*B), convirt_image_vjp_k161_conv2d_weight_grad(A + 4810752, A + 5776368 + 581632*B, A + 5776368 + 548864*B, A + 0, B)); /* %1083 conv2d_weight_grad [128,128,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(373, (double)24576*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)8192*B), convirt_image_vjp_k180_fused_mul_add_step(A + 5776368 + 581632*B, A + 5776368 + 598016*B, A + 5776368 + 573440*B, A + 5776368 + 548864*B, B)); /* %1086 fused:mul_add_step [B,128,8,8]  graphs/lib/image_encoder.lua:26 */
+    CALL(374, (double)40960*B, sizeof(real)*((double)256*B + (double)8192*B + (double)8192*B + (double)16*B), convirt_image_vjp_k148_group_norm_sums(A + 5776368 + 548864*B, A + 5776368 + 581632*B, A + 5776368 + 540672*B, A + 5776368 + 651888*B, B)); /* %1087 group_norm_sums [B,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(375, (double)57344*B, sizeof(real)*((double)8192*B + (double)8192*B + (double)8192*B + (double)16*B + (double)128 + (double)256*B), convirt_image_vjp_k149_group_norm_grad_x(A + 5776368 + 573440*B, A + 5776368 + 581632*B, A + 5776368 + 540672*B, A + 5776368 + 651888*B, (real *)P + 194912, A + 5776368 + 548864*B, B)); /* %1088 group_norm_grad_x [B,128,8,8]  graphs/lib/image_encoder.lua:7 */
+    CALL(376, (double)256*B, sizeof(real)*((double)256 + (double)256*B), convirt_image_vjp_k150_sum(A + 5746688, A + 5776368 + 548864*B, B)); /* %1089 reduce [1,128,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(377, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k152_slice(A + 5775104, A + 5746688)); /* %1091 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(378, 0, sizeof(real)*((double)128 + (double)256), convirt_image_vjp_k154_slice(A + 5775232, A + 5746688)); /* %1093 slice [128,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(379, (double)8192*B, sizeof(real)*((double)128*B + (double)8192*B), convirt_image_vjp_k157_sum(A + 5776368 + 540672*B, A + 5776368 + 573440*B, B)); /* %1096 reduce [B,128,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(380, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5775360, A + 5776368 + 540672*B, B)); /* %1097 reduce [1,128,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(381, 576, 64, 128);
+    CALL(381, (double)9437184*B, sizeof(real)*((double)16384*B + (double)8192*B + (double)73728), convirt_image_vjp_k193_conv2d_input_grad(A + 5776368 + 540672*B, A + 5776368 + 573440*B, (real *)P + 121056, A + 0, B)); /* %1099 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(382, 144, 128, 64);
+    CALL(382, (double)9437184*B, sizeof(real)*((double)73728 + (double)8192*B + (double)16384*B), convirt_image_vjp_k194_conv2d_weight_grad(A + 5089280, A + 5776368 + 573440*B, A + 5776368 + 557056*B, A + 0, B)); /* %1100 conv2d_weight_grad [128,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(383, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 5776368 + 573440*B, A + 5776368 + 540672*B, A + 5776368 + 557056*B, B)); /* %1102 fused:mul_step [B,64,16,16]  graphs/lib/image_encoder.lua:27 */
+    CALL(384, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5776368 + 557056*B, A + 5776368 + 573440*B, A + 5776368 + 524288*B, A + 5776368 + 651872*B, B)); /* %1103 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(385, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5776368 + 540672*B, A + 5776368 + 573440*B, A + 5776368 + 524288*B, A + 5776368 + 651872*B, (real *)P + 120928, A + 5776368 + 557056*B, B)); /* %1104 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    CALL(386, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5746688, A + 5776368 + 557056*B, B)); /* %1105 reduce [1,64,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(387, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775488, A + 5746688)); /* %1107 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(388, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775552, A + 5746688)); /* %1109 slice [64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(389, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 524288*B, A + 5776368 + 540672*B, B)); /* %1112 reduce [B,64,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(390, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5775616, A + 5776368 + 524288*B, B)); /* %1113 reduce [1,64,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(391, 576, 256, 64);
+    CALL(391, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5776368 + 524288*B, A + 5776368 + 540672*B, (real *)P + 84000, A + 0, B)); /* %1115 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(392, 144, 64, 256);
+    CALL(392, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5425152, A + 5776368 + 540672*B, A + 5776368 + 507904*B, A + 0, B)); /* %1116 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(393, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 5776368 + 540672*B, A + 5776368 + 524288*B, A + 5776368 + 491520*B, A + 5776368 + 651856*B, (real *)P + 83872, (real *)P + 83936, B)); /* %1119 relu_grad+group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(394, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 5776368 + 507904*B, A + 5776368 + 524288*B, A + 5776368 + 491520*B, A + 5776368 + 651856*B, (real *)P + 83872, A + 5776368 + 540672*B, (real *)P + 83936, B)); /* %1120 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(395, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5746688, A + 5776368 + 540672*B, B)); /* %1121 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(396, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775680, A + 5746688)); /* %1123 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(397, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775744, A + 5746688)); /* %1125 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(398, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 491520*B, A + 5776368 + 507904*B, B)); /* %1128 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(399, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5775808, A + 5776368 + 491520*B, B)); /* %1129 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(400, 576, 256, 64);
+    CALL(400, (double)18874368*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)36864), convirt_image_vjp_k209_conv2d_input_grad(A + 5776368 + 491520*B, A + 5776368 + 507904*B, (real *)P + 46944, A + 0, B)); /* %1131 conv2d_input_grad [B,64,16,16]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(401, 144, 64, 256);
+    CALL(401, (double)18874368*B, sizeof(real)*((double)36864 + (double)16384*B + (double)16384*B), convirt_image_vjp_k210_conv2d_weight_grad(A + 5462016, A + 5776368 + 507904*B, A + 5776368 + 442368*B, A + 0, B)); /* %1132 conv2d_weight_grad [64,64,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(402, (double)49152*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k229_fused_mul_add_step(A + 5776368 + 507904*B, A + 5776368 + 573440*B, A + 5776368 + 491520*B, A + 5776368 + 442368*B, B)); /* %1135 fused:mul_add_step [B,64,16,16]  graphs/lib/image_encoder.lua:26 */
+    CALL(403, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 5776368 + 442368*B, A + 5776368 + 507904*B, A + 5776368 + 425984*B, A + 5776368 + 651840*B, B)); /* %1136 group_norm_sums [B,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(404, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 5776368 + 491520*B, A + 5776368 + 507904*B, A + 5776368 + 425984*B, A + 5776368 + 651840*B, (real *)P + 46816, A + 5776368 + 442368*B, B)); /* %1137 group_norm_grad_x [B,64,16,16]  graphs/lib/image_encoder.lua:7 */
+    CALL(405, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 5498880, A + 5776368 + 442368*B, B)); /* %1138 reduce [1,64,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(406, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 5775872, A + 5498880)); /* %1140 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(407, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 5775936, A + 5498880)); /* %1142 slice [64,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(408, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 5776368 + 425984*B, A + 5776368 + 491520*B, B)); /* %1145 reduce [B,64,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(409, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5776000, A + 5776368 + 425984*B, B)); /* %1146 reduce [1,64,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(410, 288, 256, 64);
+    CALL(410, (double)9437184*B, sizeof(real)*((double)32768*B + (double)16384*B + (double)18432), convirt_image_vjp_k242_conv2d_input_grad(A + 5776368 + 425984*B, A + 5776368 + 491520*B, (real *)P + 28320, A + 0, B)); /* %1148 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(411, 144, 64, 256);
+    CALL(411, (double)9437184*B, sizeof(real)*((double)18432 + (double)16384*B + (double)32768*B), convirt_image_vjp_k243_conv2d_weight_grad(A + 5498880, A + 5776368 + 491520*B, A + 5776368 + 458752*B, A + 0, B)); /* %1149 conv2d_weight_grad [64,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(412, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 5776368 + 491520*B, A + 5776368 + 425984*B, A + 5776368 + 458752*B, B)); /* %1151 fused:mul_step [B,32,32,32]  graphs/lib/image_encoder.lua:27 */
+    CALL(413, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5776368 + 458752*B, A + 5776368 + 491520*B, A + 5776368 + 393216*B, A + 5776368 + 651824*B, B)); /* %1152 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(414, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5776368 + 425984*B, A + 5776368 + 491520*B, A + 5776368 + 393216*B, A + 5776368 + 651824*B, (real *)P + 28256, A + 5776368 + 458752*B, B)); /* %1153 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    CALL(415, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5746688, A + 5776368 + 458752*B, B)); /* %1154 reduce [1,32,2]  graphs/lib/image_encoder.lua:13 */
+    CALL(416, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776064, A + 5746688)); /* %1156 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(417, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776096, A + 5746688)); /* %1158 slice [32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(418, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 393216*B, A + 5776368 + 425984*B, B)); /* %1161 reduce [B,32,1]  graphs/lib/image_encoder.lua:13 */
+    CALL(419, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776128, A + 5776368 + 393216*B, B)); /* %1162 reduce [1,32,1]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(420, 288, 1024, 32);
+    CALL(420, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5776368 + 393216*B, A + 5776368 + 425984*B, (real *)P + 19008, A + 0, B)); /* %1164 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:13 */
+    PROF_GEMM(421, 144, 32, 1024);
+    CALL(421, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5746688, A + 5776368 + 425984*B, A + 5776368 + 360448*B, A + 0, B)); /* %1165 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:13 */
+    CALL(422, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 5776368 + 425984*B, A + 5776368 + 393216*B, A + 5776368 + 327680*B, A + 5776368 + 651808*B, (real *)P + 18944, (real *)P + 18976, B)); /* %1168 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(423, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 5776368 + 360448*B, A + 5776368 + 393216*B, A + 5776368 + 327680*B, A + 5776368 + 651808*B, (real *)P + 18944, A + 5776368 + 425984*B, (real *)P + 18976, B)); /* %1169 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(424, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 5755904, A + 5776368 + 425984*B, B)); /* %1170 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(425, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776160, A + 5755904)); /* %1172 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(426, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776192, A + 5755904)); /* %1174 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(427, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 327680*B, A + 5776368 + 360448*B, B)); /* %1177 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(428, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776224, A + 5776368 + 327680*B, B)); /* %1178 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(429, 288, 1024, 32);
+    CALL(429, (double)18874368*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)9216), convirt_image_vjp_k258_conv2d_input_grad(A + 5776368 + 327680*B, A + 5776368 + 360448*B, (real *)P + 9696, A + 0, B)); /* %1180 conv2d_input_grad [B,32,32,32]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(430, 144, 32, 1024);
+    CALL(430, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)32768*B), convirt_image_vjp_k259_conv2d_weight_grad(A + 5755904, A + 5776368 + 360448*B, A + 5776368 + 294912*B, A + 0, B)); /* %1181 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(431, (double)98304*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k278_fused_mul_add_step(A + 5776368 + 360448*B, A + 5776368 + 491520*B, A + 5776368 + 327680*B, A + 5776368 + 294912*B, B)); /* %1184 fused:mul_add_step [B,32,32,32]  graphs/lib/image_encoder.lua:26 */
+    CALL(432, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 5776368 + 294912*B, A + 5776368 + 360448*B, A + 5776368 + 262144*B, A + 5776368 + 651792*B, B)); /* %1185 group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(433, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 5776368 + 393216*B, A + 5776368 + 360448*B, A + 5776368 + 262144*B, A + 5776368 + 651792*B, (real *)P + 9632, A + 5776368 + 294912*B, B)); /* %1186 group_norm_grad_x [B,32,32,32]  graphs/lib/image_encoder.lua:7 */
+    CALL(434, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5776368 + 294912*B, B)); /* %1187 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(435, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 5776256, A + 0)); /* %1189 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(436, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 5776288, A + 0)); /* %1191 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(437, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 5776368 + 262144*B, A + 5776368 + 393216*B, B)); /* %1194 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(438, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 5776320, A + 5776368 + 262144*B, B)); /* %1195 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(439, 288, 1024, 32);
+    CALL(439, (double)18874368*B, sizeof(real)*((double)131072*B + (double)32768*B + (double)9216), convirt_image_vjp_k291_conv2d_input_grad(A + 5776368 + 262144*B, A + 5776368 + 393216*B, (real *)P + 384, A + 0, B)); /* %1197 conv2d_input_grad [B,32,64,64]  graphs/lib/image_encoder.lua:6 */
+    PROF_GEMM(440, 144, 32, 1024);
+    CALL(440, (double)18874368*B, sizeof(real)*((double)9216 + (double)32768*B + (double)131072*B), convirt_image_vjp_k292_conv2d_weight_grad(A + 181376, A + 5776368 + 393216*B, A + 5776368 + 131072*B, A + 0, B)); /* %1198 conv2d_weight_grad [32,32,3,3]  graphs/lib/image_encoder.lua:6 */
+    CALL(441, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 5776368 + 393216*B, A + 5776368 + 262144*B, A + 5776368, A + 5776368 + 651776*B, (real *)P + 320, (real *)P + 352, B)); /* %1201 relu_grad+group_norm_sums [B,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(442, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 5776368 + 131072*B, A + 5776368 + 262144*B, A + 5776368, A + 5776368 + 651776*B, (real *)P + 320, A + 5776368 + 393216*B, (real *)P + 352, B)); /* %1202 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/image_encoder.lua:7 */
+    CALL(443, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 5776368 + 393216*B, B)); /* %1203 reduce [1,32,2]  graphs/lib/image_encoder.lua:7 */
+    CALL(444, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 22320, A + 0)); /* %1205 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(445, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 22352, A + 0)); /* %1207 slice [32,1]  graphs/lib/image_encoder.lua:7 */
+    CALL(446, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 5776368, A + 5776368 + 131072*B, B)); /* %1210 reduce [B,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(447, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 22384, A + 5776368, B)); /* %1211 reduce [1,32,1]  graphs/lib/image_encoder.lua:6 */
+    CALL(448, (double)2359296*B, sizeof(real)*((double)288 + (double)131072*B + (double)4096*B), convirt_image_vjp_k308_conv2d_weight_grad(A + 22032, A + 5776368 + 131072*B, A + 5776368 + 647168*B, A + 0, B)); /* %1214 conv2d_weight_grad [32,1,3,3]  graphs/lib/image_encoder.lua:6 */
     memcpy(grads + 0, A + 22032, sizeof(real)*288); /* d loss / d image.stem.weight */
     memcpy(grads + 288, A + 22384, sizeof(real)*32); /* d loss / d image.stem.bias */
     memcpy(grads + 320, A + 22352, sizeof(real)*32); /* d loss / d image.stem_gn.weight */

@@ -16,7 +16,7 @@
 
 #ifdef RECLF_PROFILE
 #include "profile.h"
-static reclf_prof_entry prof[115] = {
+static reclf_prof_entry prof[112] = {
     {"convirt_image_k3_fused_scale_addc", "%4 fused:scale_addc [B,1,64,64]", "graphs/lib/image_encoder.lua:19", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k6_conv2d", "%7 conv2d [B,32,64,64]", "graphs/lib/image_encoder.lua:6", 0, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_k9_group_norm_stats", "%10 group_norm_stats [B,8,2]", "graphs/lib/image_encoder.lua:7", 0, 0, 0, 0, 0, 0, 0, 0},
@@ -97,9 +97,8 @@ static reclf_prof_entry prof[115] = {
     {"convirt_image_vjp_k106_sum", "%228 reduce [1,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k226_conv2d_input_grad", "%230 conv2d_input_grad [B,32,64,64]", "graphs/seg.lua:52", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k227_conv2d_weight_grad", "%231 conv2d_weight_grad [1,32,1,1]", "graphs/seg.lua:52", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k294_fused_mul_step", "%233 fused:mul_step [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k295_group_norm_sums", "%234 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k296_group_norm_grad_x", "%235 group_norm_grad_x [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k295_relu_group_norm_sums", "%234 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k296_relu_group_norm_grad_x", "%235 relu_grad+group_norm_grad_x [B,32,64,64]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%236 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%238 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%240 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -110,9 +109,8 @@ static reclf_prof_entry prof[115] = {
     {"seg_finetune_k244_slice", "%248 slice [B,32,64,64]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k247_sum", "%251 reduce [B,32,32,1,32,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k248_sum", "%252 reduce [B,32,32,1,32,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k245_fused_mul_step", "%255 fused:mul_step [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k246_group_norm_sums", "%256 group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k247_group_norm_grad_x", "%257 group_norm_grad_x [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k262_relu_group_norm_sums", "%256 relu_grad+group_norm_sums [B,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k263_relu_group_norm_grad_x", "%257 relu_grad+group_norm_grad_x [B,32,32,32]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k207_sum", "%258 reduce [1,32,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k250_slice", "%260 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k252_slice", "%262 slice [32,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -123,9 +121,8 @@ static reclf_prof_entry prof[115] = {
     {"seg_finetune_k266_slice", "%270 slice [B,64,32,32]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k269_sum", "%273 reduce [B,64,16,1,16,2]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k270_sum", "%274 reduce [B,64,16,1,16,1]", "graphs/lib/unet.lua:15", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k196_fused_mul_step", "%277 fused:mul_step [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k197_group_norm_sums", "%278 group_norm_sums [B,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
-    {"convirt_image_vjp_k198_group_norm_grad_x", "%279 group_norm_grad_x [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k213_relu_group_norm_sums", "%278 relu_grad+group_norm_sums [B,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
+    {"convirt_image_vjp_k214_relu_group_norm_grad_x", "%279 relu_grad+group_norm_grad_x [B,64,16,16]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k128_sum", "%280 reduce [1,64,2]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k201_slice", "%282 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
     {"convirt_image_vjp_k203_slice", "%284 slice [64,1]", "graphs/lib/unet.lua:17", 1, 0, 0, 0, 0, 0, 0, 0},
@@ -133,7 +130,7 @@ static reclf_prof_entry prof[115] = {
     {"convirt_image_vjp_k207_sum", "%288 reduce [1,64,1]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
     {"seg_finetune_k287_conv2d_weight_grad", "%291 conv2d_weight_grad [64,192,3,3]", "graphs/lib/unet.lua:16", 1, 0, 0, 0, 0, 0, 0, 0},
 };
-const reclf_prof_table reclf_profile_seg = {115, prof};
+const reclf_prof_table reclf_profile_seg = {112, prof};
 #define CALL(i, fl, by, call) do { double t0_ = reclf_prof_now(); call; prof[i].seconds += reclf_prof_now() - t0_; \
     prof[i].calls++; prof[i].flops += (fl); prof[i].bytes += (double)(by); } while (0)
 #define PROF_GEMM(i, m, n, k) (prof[i].gemm_m = (m), prof[i].gemm_n = (n), prof[i].gemm_k = (k))
@@ -144,7 +141,7 @@ const reclf_prof_table reclf_profile_seg = {115, prof};
 
 static size_t arena_bytes(const long *dims) {
     const long B = dims[0]; (void)B;
-    return sizeof(real) * (size_t)(4460544 + 1032240*B);
+    return sizeof(real) * (size_t)(4460544 + 983088*B);
 }
 
 static void forward(void *arena, const real *P, void *const *inputs, const long *dims) {
@@ -196,21 +193,21 @@ static void forward(void *arena, const real *P, void *const *inputs, const long 
     CALL(34, (double)32768*B, sizeof(real)*((double)32768*B + (double)8192*B), seg_finetune_k104_id(A + 4460544, A + 4460544 + 65536*B, B)); /* %108 map:id [B,128,8,2,8,2]  graphs/lib/unet.lua:15 */
     CALL(35, 0, sizeof(real)*((double)49152*B + (double)32768*B + (double)16384*B), seg_finetune_k106_concat(A + 4460544 + 884736*B, A + 4460544, A + 4460544 + 49152*B, B)); /* %110 concat [B,192,16,16]  graphs/lib/unet.lua:15 */
     PROF_GEMM(36, 64, 256, 1728);
-    CALL(36, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 4460544 + 999424*B, A + 4460544 + 884736*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
-    CALL(37, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4460544 + 1032192*B, A + 4460544 + 999424*B, B)); /* %116 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(38, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 4460544 + 1015808*B, A + 4460544 + 999424*B, A + 4460544 + 1032192*B, (real *)P + 634528, (real *)P + 634592, B)); /* %118 group_norm+relu [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(39, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 4460544, A + 4460544 + 1015808*B, B)); /* %120 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
+    CALL(36, (double)56623104*B, sizeof(real)*((double)16384*B + (double)49152*B + (double)110592 + (double)64), seg_finetune_k109_conv2d(A + 4460544 + 966656*B, A + 4460544 + 884736*B, (real *)P + 523872, (real *)P + 634464, A + 0, B)); /* %113 conv2d [B,64,16,16]  graphs/lib/unet.lua:16 */
+    CALL(37, (double)65536*B, sizeof(real)*((double)16*B + (double)16384*B), convirt_image_k42_group_norm_stats(A + 4460544 + 983040*B, A + 4460544 + 966656*B, B)); /* %116 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(38, (double)81920*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_k44_group_norm_relu(A + 4460544 + 65536*B, A + 4460544 + 966656*B, A + 4460544 + 983040*B, (real *)P + 634528, (real *)P + 634592, B)); /* %118 group_norm+relu [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(39, (double)65536*B, sizeof(real)*((double)65536*B + (double)16384*B), seg_finetune_k116_id(A + 4460544, A + 4460544 + 65536*B, B)); /* %120 map:id [B,64,16,2,16,2]  graphs/lib/unet.lua:15 */
     CALL(40, 0, sizeof(real)*((double)98304*B + (double)65536*B + (double)32768*B), seg_finetune_k118_concat(A + 4460544 + 786432*B, A + 4460544, A + 4460544 + 98304*B, B)); /* %122 concat [B,96,32,32]  graphs/lib/unet.lua:15 */
     PROF_GEMM(41, 32, 1024, 864);
     CALL(41, (double)56623104*B, sizeof(real)*((double)32768*B + (double)98304*B + (double)27648 + (double)32), seg_finetune_k121_conv2d(A + 4460544 + 933888*B, A + 4460544 + 786432*B, (real *)P + 634656, (real *)P + 662304, A + 0, B)); /* %125 conv2d [B,32,32,32]  graphs/lib/unet.lua:16 */
-    CALL(42, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4460544 + 1032208*B, A + 4460544 + 933888*B, B)); /* %128 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(43, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 4460544 + 966656*B, A + 4460544 + 933888*B, A + 4460544 + 1032208*B, (real *)P + 662336, (real *)P + 662368, B)); /* %130 group_norm+relu [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(44, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 4460544 + 393216*B, A + 4460544 + 966656*B, B)); /* %132 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
+    CALL(42, (double)131072*B, sizeof(real)*((double)16*B + (double)32768*B), convirt_image_k17_group_norm_stats(A + 4460544 + 983056*B, A + 4460544 + 933888*B, B)); /* %128 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(43, (double)163840*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_k19_group_norm_relu(A + 4460544, A + 4460544 + 933888*B, A + 4460544 + 983056*B, (real *)P + 662336, (real *)P + 662368, B)); /* %130 group_norm+relu [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(44, (double)131072*B, sizeof(real)*((double)131072*B + (double)32768*B), seg_finetune_k128_id(A + 4460544 + 393216*B, A + 4460544, B)); /* %132 map:id [B,32,32,2,32,2]  graphs/lib/unet.lua:15 */
     CALL(45, 0, sizeof(real)*((double)262144*B + (double)131072*B + (double)131072*B), seg_finetune_k130_concat(A + 4460544, A + 4460544 + 393216*B, A + 4460544 + 262144*B, B)); /* %134 concat [B,64,64,64]  graphs/lib/unet.lua:15 */
     PROF_GEMM(46, 32, 4096, 576);
     CALL(46, (double)150994944*B, sizeof(real)*((double)131072*B + (double)262144*B + (double)18432 + (double)32), seg_finetune_k133_conv2d(A + 4460544 + 262144*B, A + 4460544, (real *)P + 662400, (real *)P + 680832, A + 0, B)); /* %137 conv2d [B,32,64,64]  graphs/lib/unet.lua:16 */
-    CALL(47, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 4460544 + 1032224*B, A + 4460544 + 262144*B, B)); /* %140 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
-    CALL(48, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 4460544 + 393216*B, A + 4460544 + 262144*B, A + 4460544 + 1032224*B, (real *)P + 680864, (real *)P + 680896, B)); /* %142 group_norm+relu [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(47, (double)524288*B, sizeof(real)*((double)16*B + (double)131072*B), convirt_image_k9_group_norm_stats(A + 4460544 + 983072*B, A + 4460544 + 262144*B, B)); /* %140 group_norm_stats [B,8,2]  graphs/lib/unet.lua:17 */
+    CALL(48, (double)655360*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_k11_group_norm_relu(A + 4460544 + 393216*B, A + 4460544 + 262144*B, A + 4460544 + 983072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %142 group_norm+relu [B,32,64,64]  graphs/lib/unet.lua:17 */
     PROF_GEMM(49, 1, 4096, 32);
     CALL(49, (double)262144*B, sizeof(real)*((double)4096*B + (double)131072*B + (double)32 + (double)1), seg_finetune_k141_conv2d(A + 4460544 + 524288*B, A + 4460544 + 393216*B, (real *)P + 680928, (real *)P + 680960, B)); /* %145 conv2d [B,1,64,64]  graphs/seg.lua:52 */
     CALL(50, (double)4096*B, sizeof(real)*((double)4096*B + (double)4096*B), seg_finetune_k142_relu(A + 4460544 + 528384*B, A + 4460544 + 524288*B, B)); /* %146 map:relu [B,1,64,64]  graphs/lib/unet.lua:31 */
@@ -250,46 +247,43 @@ static void backward(void *arena, real *grads, const real *P, void *const *input
     CALL(78, (double)262144*B, sizeof(real)*((double)131072*B + (double)4096*B + (double)32), seg_finetune_k226_conv2d_input_grad(A + 4460544 + 524288*B, A + 4460544 + 655360*B, (real *)P + 680928, B)); /* %230 conv2d_input_grad [B,32,64,64]  graphs/seg.lua:52 */
     PROF_GEMM(79, 16, 1, 4096);
     CALL(79, (double)262144*B, sizeof(real)*((double)32 + (double)4096*B + (double)131072*B), seg_finetune_k227_conv2d_weight_grad(A + 2248704, A + 4460544 + 655360*B, A + 4460544 + 393216*B, A + 0, B)); /* %231 conv2d_weight_grad [1,32,1,1]  graphs/seg.lua:52 */
-    CALL(80, (double)262144*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B), convirt_image_vjp_k294_fused_mul_step(A + 4460544 + 655360*B, A + 4460544 + 524288*B, A + 4460544 + 393216*B, B)); /* %233 fused:mul_step [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(81, (double)655360*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B), convirt_image_vjp_k295_group_norm_sums(A + 4460544 + 393216*B, A + 4460544 + 655360*B, A + 4460544 + 262144*B, A + 4460544 + 1032224*B, B)); /* %234 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(82, (double)917504*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k296_group_norm_grad_x(A + 4460544 + 524288*B, A + 4460544 + 655360*B, A + 4460544 + 262144*B, A + 4460544 + 1032224*B, (real *)P + 680864, A + 4460544 + 393216*B, B)); /* %235 group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
-    CALL(83, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2248736, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(85, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2248768, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(86, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 4460544 + 655360*B, A + 4460544 + 524288*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(87, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2248800, A + 4460544 + 655360*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(88, 576, 4096, 32);
-    CALL(88, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 4460544 + 262144*B, A + 4460544 + 524288*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(89, 144, 32, 4096);
-    CALL(89, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 619520, A + 4460544 + 524288*B, A + 4460544, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
-    CALL(90, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 4460544, A + 4460544 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
-    CALL(91, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 4460544 + 131072*B, A + 4460544, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
-    CALL(92, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 4460544, A + 4460544 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
-    CALL(93, (double)65536*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B), convirt_image_vjp_k245_fused_mul_step(A + 4460544 + 32768*B, A + 4460544, A + 4460544 + 966656*B, B)); /* %255 fused:mul_step [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(94, (double)163840*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B), convirt_image_vjp_k246_group_norm_sums(A + 4460544, A + 4460544 + 32768*B, A + 4460544 + 933888*B, A + 4460544 + 1032208*B, B)); /* %256 group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
-    CALL(95, (double)229376*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B), convirt_image_vjp_k247_group_norm_grad_x(A + 4460544 + 98304*B, A + 4460544 + 32768*B, A + 4460544 + 933888*B, A + 4460544 + 1032208*B, (real *)P + 662336, A + 4460544, B)); /* %257 group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
-    CALL(96, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
-    CALL(97, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 637952, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(98, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 637984, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
-    CALL(99, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 4460544 + 933888*B, A + 4460544 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
-    CALL(100, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 638016, A + 4460544 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(101, 864, 1024, 32);
-    CALL(101, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 4460544, A + 4460544 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(102, 216, 32, 1024);
-    CALL(102, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 299776, A + 4460544 + 98304*B, A + 4460544 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
-    CALL(103, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 4460544 + 98304*B, A + 4460544, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
-    CALL(104, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 4460544, A + 4460544 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
-    CALL(105, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 4460544 + 933888*B, A + 4460544, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
-    CALL(106, (double)32768*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B), convirt_image_vjp_k196_fused_mul_step(A + 4460544 + 950272*B, A + 4460544 + 933888*B, A + 4460544 + 1015808*B, B)); /* %277 fused:mul_step [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(107, (double)81920*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B), convirt_image_vjp_k197_group_norm_sums(A + 4460544 + 966656*B, A + 4460544 + 950272*B, A + 4460544 + 999424*B, A + 4460544 + 1032192*B, B)); /* %278 group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
-    CALL(108, (double)114688*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B), convirt_image_vjp_k198_group_norm_grad_x(A + 4460544 + 933888*B, A + 4460544 + 950272*B, A + 4460544 + 999424*B, A + 4460544 + 1032192*B, (real *)P + 634528, A + 4460544 + 966656*B, B)); /* %279 group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
-    CALL(109, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 327424, A + 4460544 + 966656*B, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
-    CALL(110, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 327552, A + 327424)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(111, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 327616, A + 327424)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
-    CALL(112, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 4460544, A + 4460544 + 933888*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
-    CALL(113, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 327424, A + 4460544, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
-    PROF_GEMM(114, 432, 64, 256);
-    CALL(114, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 189184, A + 4460544 + 933888*B, A + 4460544 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
+    CALL(80, (double)1048576*B, sizeof(real)*((double)64*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k295_relu_group_norm_sums(A + 4460544 + 393216*B, A + 4460544 + 524288*B, A + 4460544 + 262144*B, A + 4460544 + 983072*B, (real *)P + 680864, (real *)P + 680896, B)); /* %234 relu_grad+group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(81, (double)1310720*B, sizeof(real)*((double)131072*B + (double)131072*B + (double)131072*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k296_relu_group_norm_grad_x(A + 4460544 + 655360*B, A + 4460544 + 524288*B, A + 4460544 + 262144*B, A + 4460544 + 983072*B, (real *)P + 680864, A + 4460544 + 393216*B, (real *)P + 680896, B)); /* %235 relu_grad+group_norm_grad_x [B,32,64,64]  graphs/lib/unet.lua:17 */
+    CALL(82, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544 + 393216*B, B)); /* %236 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(83, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 2248736, A + 0)); /* %238 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(84, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 2248768, A + 0)); /* %240 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(85, (double)131072*B, sizeof(real)*((double)32*B + (double)131072*B), convirt_image_vjp_k304_sum(A + 4460544 + 262144*B, A + 4460544 + 655360*B, B)); /* %243 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(86, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 2248800, A + 4460544 + 262144*B, B)); /* %244 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(87, 576, 4096, 32);
+    CALL(87, (double)150994944*B, sizeof(real)*((double)262144*B + (double)131072*B + (double)18432), seg_finetune_k242_conv2d_input_grad(A + 4460544 + 262144*B, A + 4460544 + 655360*B, (real *)P + 662400, A + 0, B)); /* %246 conv2d_input_grad [B,64,64,64]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(88, 144, 32, 4096);
+    CALL(88, (double)150994944*B, sizeof(real)*((double)18432 + (double)131072*B + (double)262144*B), seg_finetune_k243_conv2d_weight_grad(A + 619520, A + 4460544 + 655360*B, A + 4460544, A + 0, B)); /* %247 conv2d_weight_grad [32,64,3,3]  graphs/lib/unet.lua:16 */
+    CALL(89, 0, sizeof(real)*((double)131072*B + (double)262144*B), seg_finetune_k244_slice(A + 4460544, A + 4460544 + 262144*B, B)); /* %248 slice [B,32,64,64]  graphs/lib/unet.lua:15 */
+    CALL(90, (double)131072*B, sizeof(real)*((double)65536*B + (double)131072*B), seg_finetune_k247_sum(A + 4460544 + 131072*B, A + 4460544, B)); /* %251 reduce [B,32,32,1,32,2]  graphs/lib/unet.lua:15 */
+    CALL(91, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k248_sum(A + 4460544, A + 4460544 + 131072*B, B)); /* %252 reduce [B,32,32,1,32,1]  graphs/lib/unet.lua:15 */
+    CALL(92, (double)262144*B, sizeof(real)*((double)64*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)32), convirt_image_vjp_k262_relu_group_norm_sums(A + 4460544 + 32768*B, A + 4460544, A + 4460544 + 933888*B, A + 4460544 + 983056*B, (real *)P + 662336, (real *)P + 662368, B)); /* %256 relu_grad+group_norm_sums [B,32,2]  graphs/lib/unet.lua:17 */
+    CALL(93, (double)327680*B, sizeof(real)*((double)32768*B + (double)32768*B + (double)32768*B + (double)16*B + (double)32 + (double)64*B + (double)32), convirt_image_vjp_k263_relu_group_norm_grad_x(A + 4460544 + 98304*B, A + 4460544, A + 4460544 + 933888*B, A + 4460544 + 983056*B, (real *)P + 662336, A + 4460544 + 32768*B, (real *)P + 662368, B)); /* %257 relu_grad+group_norm_grad_x [B,32,32,32]  graphs/lib/unet.lua:17 */
+    CALL(94, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 0, A + 4460544 + 32768*B, B)); /* %258 reduce [1,32,2]  graphs/lib/unet.lua:17 */
+    CALL(95, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k250_slice(A + 637952, A + 0)); /* %260 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(96, 0, sizeof(real)*((double)32 + (double)64), convirt_image_vjp_k252_slice(A + 637984, A + 0)); /* %262 slice [32,1]  graphs/lib/unet.lua:17 */
+    CALL(97, (double)32768*B, sizeof(real)*((double)32*B + (double)32768*B), convirt_image_vjp_k255_sum(A + 4460544 + 933888*B, A + 4460544 + 98304*B, B)); /* %265 reduce [B,32,1]  graphs/lib/unet.lua:16 */
+    CALL(98, (double)32*B, sizeof(real)*((double)32 + (double)32*B), convirt_image_vjp_k256_sum(A + 638016, A + 4460544 + 933888*B, B)); /* %266 reduce [1,32,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(99, 864, 1024, 32);
+    CALL(99, (double)56623104*B, sizeof(real)*((double)98304*B + (double)32768*B + (double)27648), seg_finetune_k264_conv2d_input_grad(A + 4460544, A + 4460544 + 98304*B, (real *)P + 634656, A + 0, B)); /* %268 conv2d_input_grad [B,96,32,32]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(100, 216, 32, 1024);
+    CALL(100, (double)56623104*B, sizeof(real)*((double)27648 + (double)32768*B + (double)98304*B), seg_finetune_k265_conv2d_weight_grad(A + 299776, A + 4460544 + 98304*B, A + 4460544 + 786432*B, A + 0, B)); /* %269 conv2d_weight_grad [32,96,3,3]  graphs/lib/unet.lua:16 */
+    CALL(101, 0, sizeof(real)*((double)65536*B + (double)98304*B), seg_finetune_k266_slice(A + 4460544 + 98304*B, A + 4460544, B)); /* %270 slice [B,64,32,32]  graphs/lib/unet.lua:15 */
+    CALL(102, (double)65536*B, sizeof(real)*((double)32768*B + (double)65536*B), seg_finetune_k269_sum(A + 4460544, A + 4460544 + 98304*B, B)); /* %273 reduce [B,64,16,1,16,2]  graphs/lib/unet.lua:15 */
+    CALL(103, (double)32768*B, sizeof(real)*((double)16384*B + (double)32768*B), seg_finetune_k270_sum(A + 4460544 + 933888*B, A + 4460544, B)); /* %274 reduce [B,64,16,1,16,1]  graphs/lib/unet.lua:15 */
+    CALL(104, (double)131072*B, sizeof(real)*((double)128*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)64), convirt_image_vjp_k213_relu_group_norm_sums(A + 4460544, A + 4460544 + 933888*B, A + 4460544 + 966656*B, A + 4460544 + 983040*B, (real *)P + 634528, (real *)P + 634592, B)); /* %278 relu_grad+group_norm_sums [B,64,2]  graphs/lib/unet.lua:17 */
+    CALL(105, (double)163840*B, sizeof(real)*((double)16384*B + (double)16384*B + (double)16384*B + (double)16*B + (double)64 + (double)128*B + (double)64), convirt_image_vjp_k214_relu_group_norm_grad_x(A + 4460544 + 950272*B, A + 4460544 + 933888*B, A + 4460544 + 966656*B, A + 4460544 + 983040*B, (real *)P + 634528, A + 4460544, (real *)P + 634592, B)); /* %279 relu_grad+group_norm_grad_x [B,64,16,16]  graphs/lib/unet.lua:17 */
+    CALL(106, (double)128*B, sizeof(real)*((double)128 + (double)128*B), convirt_image_vjp_k128_sum(A + 327424, A + 4460544, B)); /* %280 reduce [1,64,2]  graphs/lib/unet.lua:17 */
+    CALL(107, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k201_slice(A + 327552, A + 327424)); /* %282 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(108, 0, sizeof(real)*((double)64 + (double)128), convirt_image_vjp_k203_slice(A + 327616, A + 327424)); /* %284 slice [64,1]  graphs/lib/unet.lua:17 */
+    CALL(109, (double)16384*B, sizeof(real)*((double)64*B + (double)16384*B), convirt_image_vjp_k206_sum(A + 4460544 + 933888*B, A + 4460544 + 950272*B, B)); /* %287 reduce [B,64,1]  graphs/lib/unet.lua:16 */
+    CALL(110, (double)64*B, sizeof(real)*((double)64 + (double)64*B), convirt_image_vjp_k207_sum(A + 327424, A + 4460544 + 933888*B, B)); /* %288 reduce [1,64,1]  graphs/lib/unet.lua:16 */
+    PROF_GEMM(111, 432, 64, 256);
+    CALL(111, (double)56623104*B, sizeof(real)*((double)110592 + (double)16384*B + (double)49152*B), seg_finetune_k287_conv2d_weight_grad(A + 189184, A + 4460544 + 950272*B, A + 4460544 + 884736*B, A + 0, B)); /* %291 conv2d_weight_grad [64,192,3,3]  graphs/lib/unet.lua:16 */
     memset(grads + 0, 0, sizeof(real)*288); /* image.stem.weight: the loss does not depend on it */
     memset(grads + 288, 0, sizeof(real)*32); /* image.stem.bias: the loss does not depend on it */
     memset(grads + 320, 0, sizeof(real)*32); /* image.stem_gn.weight: the loss does not depend on it */

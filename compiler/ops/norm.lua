@@ -4,6 +4,8 @@
 --                     its ReLU (attrs.relu, folded in by passes/epilogue.lua)
 --   group_norm_sums   dy, x, stats -> [N, C, 2]: per image and channel, sum dy and sum dy * xhat
 --   group_norm_grad_x dy, x, stats, gamma, sums -> dx
+--   (the last two with attrs.relu, also from passes/epilogue.lua, take the gradient of that ReLU's
+--   output, beta as one more input, and mask it themselves)
 -- Composed from element-wise ops and reductions, the same norm takes about nine passes over the
 -- activations in the backward direction alone (each reduction's operands and the gradient's terms
 -- are separate tensors). The statistics carry no gradient of their own: group_norm's gradient
@@ -109,6 +111,20 @@ M.ops.group_norm = {
   flops = function(n) return size.mul(size.numel(n.inputs[1].shape), size.mono(n.attrs.relu and 5 or 4)) end,
 }
 
+-- with attrs.relu (passes/epilogue.lua): dy masked by the ReLU that followed the GroupNorm, its
+-- input recomputed exactly as group_norm computed it, ((x - mean) * rstd) * gamma + beta
+local function relu_masked(g) return "(xh * gc + bc > 0 ? " .. g .. " : (real)0)" end
+
+-- the given lines, skipping nils (lines that only some variants have), one per line
+local function lines(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local l = select(i, ...)
+    if l then out[#out + 1] = l end
+  end
+  return table.concat(out, "\n")
+end
+
 M.ops.group_norm_sums = {
   infer = function(n)
     local x = n.inputs[2]
@@ -117,22 +133,26 @@ M.ops.group_norm_sums = {
   emit = function(n, names)
     local N, C, G, CG, S = dims(n.inputs[2].shape, n.attrs.groups)
     local dy, x, stats = names.inputs[1], names.inputs[2], names.inputs[3]
-    return table.concat({
+    return lines(
       header(N, C, G, CG, S),
       "    #pragma omp parallel for",
       "    for (long nc = 0; nc < N*C; nc++) {",
       "        const long c = nc % C, ng = (nc / C)*G + c / CG;",
       string.format("        const real mean = %s[ng*2], rstd = %s[ng*2 + 1];", stats, stats),
+      n.attrs.relu and string.format("        const real gc = %s[c], bc = %s[c];", names.inputs[4], names.inputs[5]) or nil,
       "        const real *gp = " .. dy .. " + nc*S, *xp = " .. x .. " + nc*S;",
       "        real s0 = 0, s1 = 0;",
       "        #pragma omp simd reduction(+:s0, s1)",
-      "        for (long i = 0; i < S; i++) { s0 += gp[i]; s1 += gp[i] * ((xp[i] - mean) * rstd); }",
+      "        for (long i = 0; i < S; i++) {",
+      "            const real xh = (xp[i] - mean) * rstd;",
+      "            const real g = " .. (n.attrs.relu and relu_masked("gp[i]") or "gp[i]") .. ";",
+      "            s0 += g; s1 += g * xh;",
+      "        }",
       string.format("        %s[nc*2] = s0;", names.out),
       string.format("        %s[nc*2 + 1] = s1;", names.out),
-      "    }",
-    }, "\n")
+      "    }")
   end,
-  flops = function(n) return size.mul(size.numel(n.inputs[2].shape), size.mono(5)) end,
+  flops = function(n) return size.mul(size.numel(n.inputs[2].shape), size.mono(n.attrs.relu and 8 or 5)) end,
 }
 
 -- dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) with dxhat = dy * gamma, the
@@ -142,7 +162,7 @@ M.ops.group_norm_grad_x = {
   emit = function(n, names)
     local N, C, G, CG, S = dims(n.inputs[2].shape, n.attrs.groups)
     local dy, x, stats, gamma, sums = names.inputs[1], names.inputs[2], names.inputs[3], names.inputs[4], names.inputs[5]
-    return table.concat({
+    return lines(
       header(N, C, G, CG, S),
       "    #pragma omp parallel for",
       "    for (long ng = 0; ng < N*G; ng++) {",
@@ -161,12 +181,15 @@ M.ops.group_norm_grad_x = {
       string.format("            const real gc = %s[c];", gamma),
       "            const real *gp = " .. dy .. " + (n*C + c)*S, *xp = " .. x .. " + (n*C + c)*S;",
       "            real *dp = " .. names.out .. " + (n*C + c)*S;",
-      "            for (long i = 0; i < S; i++) dp[i] = rstd * (gp[i] * gc - a - ((xp[i] - mean) * rstd) * b);",
+      n.attrs.relu and string.format("            const real bc = %s[c];", names.inputs[6]) or nil,
+      "            for (long i = 0; i < S; i++) {",
+      "                const real xh = (xp[i] - mean) * rstd;",
+      "                dp[i] = rstd * (" .. (n.attrs.relu and relu_masked("gp[i]") or "gp[i]") .. " * gc - a - xh * b);",
+      "            }",
       "        }",
-      "    }",
-    }, "\n")
+      "    }")
   end,
-  flops = function(n) return size.mul(size.numel(n.inputs[2].shape), size.mono(7)) end,
+  flops = function(n) return size.mul(size.numel(n.inputs[2].shape), size.mono(n.attrs.relu and 10 or 7)) end,
 }
 
 return M

@@ -18,7 +18,9 @@
 -- bias) or has the consumer's whole shape (a residual).
 --
 -- Likewise a lone ReLU of a GroupNorm that only it reads (same conditions) becomes the GroupNorm
--- kernel's last step (attrs.relu): one pass over the activations instead of two.
+-- kernel's last step (attrs.relu): one pass over the activations instead of two. Its gradient's
+-- mask, dy * step(y), then joins the GroupNorm's backward kernels (attrs.relu): they recompute
+-- it, and the masked gradient is never written.
 local size = require("compiler.size")
 local ops = require("compiler.ops")
 local simplify = require("compiler.passes.simplify")
@@ -39,6 +41,20 @@ local function tree_of(n)
   local args = {}
   for k, x in ipairs(n.inputs) do args[k] = { leaf = x, k = k } end
   return { fn = n.attrs.fn, attrs = n.attrs, args = args }
+end
+
+-- a ReLU's gradient: a fused dy * step(y) (either order, threshold 0); returns dy and y
+local function relu_mask_of(n)
+  if n.op ~= "fused" then return nil end
+  local t = n.attrs.expr
+  if t.fn ~= "mul" or #t.args ~= 2 then return nil end
+  for k = 1, 2 do
+    local a, m = t.args[k], t.args[3 - k]
+    if a.leaf and m.fn == "step" and (m.attrs.c or 0) == 0 and m.args[1].leaf then
+      return n.inputs[a.k], n.inputs[m.args[1].k]
+    end
+  end
+  return nil
 end
 
 function M.run(graph)
@@ -111,6 +127,38 @@ function M.run(graph)
       n.op, n.inputs, n.attrs = "group_norm", x.inputs, { groups = x.attrs.groups, relu = true }
       folded[x.id] = true
       count = count + 1
+    end
+  end
+  -- that ReLU's gradient, dz = dy * step(relu output), into the two GroupNorm backward kernels
+  -- that are its only readers (the per-channel sums and the input gradient): they read dy and
+  -- recompute the mask from x, the statistics, gamma and beta, as the forward kernel computed
+  -- the ReLU's input, bit for bit
+  local readers = {}
+  for _, n in ipairs(graph.schedule) do
+    for _, x in ipairs(n.inputs) do
+      readers[x.id] = readers[x.id] or {}
+      table.insert(readers[x.id], n)
+    end
+  end
+  for _, n in ipairs(graph.schedule) do
+    local dy, gn = relu_mask_of(n)
+    local r = readers[n.id] or {}
+    if dy and gn.op == "group_norm" and gn.attrs.relu and not is_root[n.id] and #r == 2 then
+      local sums, grad_x
+      for _, c in ipairs(r) do
+        local same = c.inputs[1] == n and c.inputs[2] == gn.inputs[1] and c.inputs[3] == gn.inputs[2] and not c.attrs.relu
+        if same and c.op == "group_norm_sums" then sums = c end
+        if same and c.op == "group_norm_grad_x" and c.inputs[4] == gn.inputs[3] then grad_x = c end
+      end
+      if sums and grad_x and grad_x.inputs[5] == sums then
+        local gamma, beta = gn.inputs[3], gn.inputs[4]
+        sums.inputs = { dy, sums.inputs[2], sums.inputs[3], gamma, beta }
+        grad_x.inputs = { dy, grad_x.inputs[2], grad_x.inputs[3], gamma, sums, beta }
+        sums.attrs = { groups = sums.attrs.groups, relu = true }
+        grad_x.attrs = { groups = grad_x.attrs.groups, relu = true }
+        folded[n.id] = true
+        count = count + 1
+      end
     end
   end
   simplify.drop(graph, folded)

@@ -116,17 +116,43 @@ function T.relu_joins_the_group_norm_before_it(t)
     local B = g.dim("B")
     local x = g.input("x", { B, 4, 3, 3 })
     local h = g.group_norm(x, 2, g.param("gamma", { 4 }), g.param("beta", { 4 }))
-    g.loss(g.sum_all(g.relu(h) * g.input("r", { B, 4, 3, 3 }, { grad = false })))
+    -- a convolution after it, as in the image encoder: the ReLU's gradient is a lone mask of
+    -- the convolution's input gradient
+    local y = g.conv2d(g.relu(h), g.param("w", { 2, 4, 3, 3 }), nil, 1, 1)
+    g.loss(g.sum_all(y * g.input("r", { B, 2, 3, 3 }, { grad = false })))
   end
   local g = same_loss(t, build, "ep_gn_relu", { B = 3 })
-  local folded, relus = 0, 0
+  local folded, relus, masks, masked = 0, 0, 0, 0
   for _, n in ipairs(g.schedule) do
     if n.op == "group_norm" and n.attrs.relu then folded = folded + 1 end
     if n.op == "map" and n.attrs.fn == "relu" then relus = relus + 1 end
+    if n.op == "fused" and n.attrs.name == "mul_step" then masks = masks + 1 end
+    if (n.op == "group_norm_sums" or n.op == "group_norm_grad_x") and n.attrs.relu then masked = masked + 1 end
   end
   t.eq(folded, 1, "one GroupNorm with its ReLU")
   t.eq(relus, 0, "no ReLU kernel of its own")
+  -- and backward: the ReLU's mask is applied inside the GroupNorm's two backward kernels
+  t.eq(masks, 0, "no kernel of its own for the ReLU's gradient")
+  t.eq(masked, 2, "the GroupNorm's sums and input gradient mask dy themselves")
   local fast = t.compile_optimized(build, "ep_gn_relu_check")
+  t.ok(gradcheck.run(fast, t.root, { dims = { B = 3 }, samples = 20, tol = 1e-6, workdir = t.tmpdir(), quiet = true }))
+end
+
+-- a GroupNorm that a ReLU and something else read keeps its output and its own ReLU, and then its
+-- backward kernels read the masked gradient the ReLU's gradient kernel wrote
+function T.relu_gradient_of_an_unfolded_group_norm_stays(t)
+  local build = function(g)
+    local B = g.dim("B")
+    local x = g.input("x", { B, 4, 3, 3 })
+    local h = g.group_norm(x, 2, g.param("gamma", { 4 }), g.param("beta", { 4 }))
+    local r = g.input("r", { B, 4, 3, 3 }, { grad = false })
+    g.loss(g.sum_all(g.relu(h) * r) + g.sum_all(h * h))
+  end
+  local g = same_loss(t, build, "ep_gn_relu_unfolded", { B = 3 })
+  for _, n in ipairs(g.schedule) do
+    t.ok(not n.attrs.relu, "a ReLU folded into %s although the GroupNorm's output is read twice", n.op)
+  end
+  local fast = t.compile_optimized(build, "ep_gn_relu_unfolded_check")
   t.ok(gradcheck.run(fast, t.root, { dims = { B = 3 }, samples = 20, tol = 1e-6, workdir = t.tmpdir(), quiet = true }))
 end
 
