@@ -133,13 +133,7 @@ function M.run(graph)
   -- that are its only readers (the per-channel sums and the input gradient): they read dy and
   -- recompute the mask from x, the statistics, gamma and beta, as the forward kernel computed
   -- the ReLU's input, bit for bit
-  local readers = {}
-  for _, n in ipairs(graph.schedule) do
-    for _, x in ipairs(n.inputs) do
-      readers[x.id] = readers[x.id] or {}
-      table.insert(readers[x.id], n)
-    end
-  end
+  local readers = simplify.readers(graph)
   for _, n in ipairs(graph.schedule) do
     local dy, gn = relu_mask_of(n)
     local r = readers[n.id] or {}

@@ -31,13 +31,7 @@ function M.run(graph)
   local fused_count = 0
 
   -- the maps that may be recomputed in each of their consumers
-  local readers = {}
-  for _, n in ipairs(graph.schedule) do
-    for _, x in ipairs(n.inputs) do
-      readers[x.id] = readers[x.id] or {}
-      table.insert(readers[x.id], n)
-    end
-  end
+  local readers = simplify.readers(graph)
   local recomputable = {}
   for _, x in ipairs(graph.schedule) do
     if x.op == "map" and CHEAP[x.attrs.fn] and (uses[x.id] or 0) > 1 and not is_root[x.id] then

@@ -57,6 +57,18 @@ function M.uses(graph)
   return uses, is_root
 end
 
+-- the nodes that read each node, by id, in schedule order
+function M.readers(graph)
+  local readers = {}
+  for _, n in ipairs(graph.schedule) do
+    for _, x in ipairs(n.inputs) do
+      readers[x.id] = readers[x.id] or {}
+      table.insert(readers[x.id], n)
+    end
+  end
+  return readers
+end
+
 -- drops the nodes whose ids are keys of `gone` from the schedule
 function M.drop(graph, gone)
   local kept = {}
