@@ -1,16 +1,19 @@
--- Convolutions. conv2d and its two gradients run image by image: each image's columns (im2col)
--- are built in a scratch block the size of one image's columns and consumed by a GEMM while they
--- are still in cache, so the batch's columns never go through memory. The GEMMs are gemm_tiled
--- (runtime/kernel_gemm.h: at these shapes, with one operand of 32-128 rows or a sum of 32-128
--- terms, OpenBLAS spends a third of its time packing), single-threaded; the parallelism is
--- outside, and no result depends on the thread count:
--- - forward and input gradient: the images are split into one lane per thread (at most LANES),
---   each lane with its own scratch block; images are independent of each other;
--- - weight gradient: the input channels are split into a fixed number of chunks, each summing its
---   rows of dw over all images in order, so there are no partial sums to add;
--- - a single input channel (a stem): no columns; forward and weight gradient are direct loops,
---   the forward in lanes of images like the rest, the weight gradient in fixed chunks of output
---   channels (each weight a sum over the images in order).
+-- Convolutions, image by image. Each input channel of an image is copied once into a plane with
+-- its zero border, split by stride phase (below), and the products are runtime/kernel_gemm.h's
+-- (at these shapes, with an operand of 32-128 rows or a sum of 32-128 terms, OpenBLAS spends a
+-- third of its time packing), single-threaded; the parallelism is outside, and no result depends
+-- on the thread count:
+-- - forward: one lane of images per thread (at most LANES), each with its own planes; where the
+--   output rows are whole vectors, the kernel offsets' rows are read from the planes in place
+--   (gathered_conv), else an image's columns (im2col) are built in the lane's scratch block and
+--   consumed by gemm_tiled while in cache;
+-- - input gradient: at stride 1, the convolution of dy by the turned kernel (gathered_conv);
+--   else columns w^T . dy, a tile of output rows at a time, added into the planes (col2im);
+-- - weight gradient: the input channels in a fixed number of chunks, each summing its rows of dw
+--   over all images in order (no partial sums to add), its columns read from its planes in place;
+-- - a single input channel (a stem): forward and weight gradient are direct loops, the forward in
+--   lanes of images like the rest, the weight gradient in fixed chunks of output channels (each
+--   weight a sum over the images in order).
 -- The im2col and col2im ops remain for graphs that use them directly; col2im is im2col's adjoint.
 -- x [N, C, H, W] <-> col [N, C*kh*kw, Ho*Wo], with Ho = (H + 2 pad - kh) / stride + 1.
 local size = require("compiler.size")
