@@ -369,7 +369,7 @@ end
 local function gathered_conv(a, C, H, W, O, N, x_expr, w_expr, y_expr, work, bias_expr)
   local plane = plane_size(a, H, W)
   local _, Wo = out_hw(a, H, W)
-  local body = { string.format("for (long c = 0; c < C; c++) {") }
+  local body = { "for (long c = 0; c < C; c++) {" }
   for _, l in ipairs(image_rows("pp + c*PL", x_expr .. " + (n*C + c)*H*W", true)) do body[#body + 1] = "    " .. l end
   body[#body + 1] = "}"
   body[#body + 1] = string.format("real *yn = %s + n*%d*HO*WO; /* [O, HO, WO] */", y_expr, O)
@@ -561,13 +561,13 @@ local function weight_grad_chunks(z)
 end
 
 -- one chunk's block: the bordered planes of its channels
-local function weight_grad_chunk_cols(z, chunks)
+local function weight_grad_chunk_size(z, chunks)
   return z.identity and 0 or math.ceil(z.C / chunks) * z.plane
 end
 
 -- the workspace: each chunk's block, acc [KC, O], then the image's dy transposed [HO*WO, O]
 local function weight_grad_workspace(z, chunks)
-  return chunks * weight_grad_chunk_cols(z, chunks) + z.K * z.O + z.HW * z.O
+  return chunks * weight_grad_chunk_size(z, chunks) + z.K * z.O + z.HW * z.O
 end
 
 -- C: dyt [HO*WO, O] = dy_n^T, 16 pixels at a time so that the reads are whole cache lines and the
@@ -583,7 +583,7 @@ local function transpose_dy(dy, O)
 end
 
 local function weight_grad_by_channels(n, names, z, chunks)
-  local per_chunk = weight_grad_chunk_cols(z, chunks)
+  local per_chunk = weight_grad_chunk_size(z, chunks)
   local x, dy = names.inputs[2], names.inputs[1]
   local chunk_body
   if z.identity then
