@@ -1,15 +1,16 @@
-/* gemm_tiled: the GEMM of the convolution kernels, C = A . B (+ C), for the shapes where OpenBLAS's
+/* The products of the convolution kernels (compiler/ops/conv.lua), for the shapes where OpenBLAS's
  * sgemm is slow: one operand has few rows (32 output channels) or the sum is short (K = 32), so
  * that packing both operands costs as much as the product. Here neither is packed but for a short
- * panel of B: the 8 x 32 block of C lives in registers (16 AVX-512 accumulators) for the whole sum,
+ * panel of B: an 8 x 32 block of C lives in registers (16 AVX-512 accumulators) for the whole sum,
  * each step loads 32 values of B's row and broadcasts 8 of A's. Measured at the SPEC's convolution
  * shapes on one Zen 4 core: 105-118 GFLOP/s against sgemm's 80-100 (bench/ shows it per kernel).
- *
- * gemm_gathered is the same block product with B's rows found through a table of offsets: a
- * convolution's kernel offsets read its bordered input planes in place, with no columns built.
- *
+ *   gemm_tiled         C = A . B (+ C), both strided;
+ *   gemm_gathered      B's rows found through a table of offsets: a convolution's kernel offsets
+ *                      read its bordered input planes in place, with no columns built;
+ *   gemm_gathered_sum  A's rows found through offsets, the sum read one output row at a time: a
+ *                      weight gradient's columns, read in place the same way.
  * Without AVX-512, and in double (the gradient checks), gemm_tiled is cblas_?gemm with the same
- * arguments and gemm_gathered plain loops. Included by generated .c files after graph_abi.h,
+ * arguments and the other two are plain loops. Included by generated .c files after graph_abi.h,
  * which defines `real`. */
 #ifndef RECLF_KERNEL_GEMM_H
 #define RECLF_KERNEL_GEMM_H
