@@ -762,7 +762,7 @@ void convirt_image_k14_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -855,7 +855,7 @@ void convirt_image_k22_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -937,7 +937,7 @@ void convirt_image_k39_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -1027,7 +1027,7 @@ void convirt_image_k47_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -1135,7 +1135,7 @@ void convirt_image_k64_conv2d(real *restrict out, const real *restrict in0, cons
                 gemm_tiled(0, 128, NT, KC, in1, KC, col, LDC, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 128; o++) {
-                real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
+                real *yp = (out + n*128*HO*WO) + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -1231,7 +1231,7 @@ void convirt_image_k72_conv2d(real *restrict out, const real *restrict in0, cons
                 gemm_tiled(0, 128, NT, KC, in1, KC, col, LDC, 0, out + n*128*HO*WO + oy0*WO, HO*WO);
             }
             for (long o = 0; o < 128; o++) {
-                real *yp = out + (n*128 + o)*HO*WO; const real bo = in2[o];
+                real *yp = (out + n*128*HO*WO) + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -1908,8 +1908,9 @@ void convirt_image_vjp_k161_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 12800; /* [KC, O] */
     real *dyt = work + 160256; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[288]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[32*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 32; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2086,8 +2087,9 @@ void convirt_image_vjp_k194_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 20736; /* [KC, O] */
     real *dyt = work + 94464; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2290,7 +2292,7 @@ void convirt_image_vjp_k209_conv2d_input_grad(real *restrict out, const real *re
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2330,8 +2332,9 @@ void convirt_image_vjp_k210_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 20736; /* [KC, O] */
     real *dyt = work + 57600; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2508,8 +2511,9 @@ void convirt_image_vjp_k243_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 36992; /* [KC, O] */
     real *dyt = work + 55424; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2712,7 +2716,7 @@ void convirt_image_vjp_k258_conv2d_input_grad(real *restrict out, const real *re
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2755,8 +2759,9 @@ void convirt_image_vjp_k259_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 36992; /* [KC, O] */
     real *dyt = work + 46208; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -2933,8 +2938,9 @@ void convirt_image_vjp_k292_conv2d_weight_grad(real *restrict out, const real *r
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 139392; /* [KC, O] */
     real *dyt = work + 148608; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -6740,7 +6746,7 @@ void seg_finetune_k109_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -6807,7 +6813,7 @@ void seg_finetune_k121_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -6877,7 +6883,7 @@ void seg_finetune_k133_conv2d(real *restrict out, const real *restrict in0, cons
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -6925,7 +6931,7 @@ void seg_finetune_k141_conv2d(real *restrict out, const real *restrict in0, cons
             const real *col = in0 + n*C*H*W;
             gemm_tiled(0, 1, HO*WO, KC, in1, KC, col, HO*WO, 0, out + n*1*HO*WO, HO*WO);
             for (long o = 0; o < 1; o++) {
-                real *yp = out + (n*1 + o)*HO*WO; const real bo = in2[o];
+                real *yp = (out + n*1*HO*WO) + o*HO*WO; const real bo = in2[o];
                 for (long p = 0; p < HO*WO; p++) yp[p] += bo;
             }
         }
@@ -7300,7 +7306,7 @@ void seg_finetune_k242_conv2d_input_grad(real *restrict out, const real *restric
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -7338,8 +7344,9 @@ void seg_finetune_k243_conv2d_weight_grad(real *restrict out, const real *restri
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 278784; /* [KC, O] */
     real *dyt = work + 297216; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[144]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[16*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 16; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -7440,7 +7447,7 @@ void seg_finetune_k264_conv2d_input_grad(real *restrict out, const real *restric
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -7478,8 +7485,9 @@ void seg_finetune_k265_conv2d_weight_grad(real *restrict out, const real *restri
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 110976; /* [KC, O] */
     real *dyt = work + 138624; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[216]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[24*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 24; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -7579,7 +7587,7 @@ void seg_finetune_k286_conv2d_input_grad(real *restrict out, const real *restric
     const long HP = H + 2*P, WP = W + 2*P, WQ = (WP + S - 1)/S; /* the image with its zero border; WQ: columns a phase */
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[C*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < C; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);
@@ -7614,8 +7622,9 @@ void seg_finetune_k287_conv2d_weight_grad(real *restrict out, const real *restri
     (void)C; (void)KH; (void)KW; (void)S; (void)P; (void)KC; (void)NB; (void)HP; (void)WP; (void)WQ;
     real *acc = work + 62208; /* [KC, O] */
     real *dyt = work + 172800; /* dy of image n, transposed [HO*WO, O] */
+    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */
     const long PL = HP*S*WQ; /* one bordered plane */
-    int off[432]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */
+    int off[48*KH*KW]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */
     for (long c = 0; c < 48; c++)
         for (long ky = 0; ky < KH; ky++)
             for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);

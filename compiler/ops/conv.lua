@@ -351,7 +351,6 @@ local function direct_weight_grad_workspace(z)
   return size.mono(direct_chunks(z) * z.plane + z.O * z.K * VL)
 end
 
--- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
 -- A convolution read in place: no columns are built. Per image, each input channel is copied once
 -- into its bordered plane (as im2col does first), and gemm_gathered (runtime/kernel_gemm.h) forms
 -- 32 output pixels at a time for every output channel, reading kernel offset (c, ky, kx)'s row of
@@ -361,6 +360,37 @@ end
 -- Output rows must be whole vectors (WO a multiple of 16): 32 pixels are one or two output rows.
 --   a: the kernel's attributes; x [N, C, H, W] (x_expr), y [N, O, HO, WO] (y_expr);
 --   w_expr: the kernel as [O, C*KH*KW]; bias_expr: [O] or nil.
+-- C: image n's channels [c0, c1) of x copied into the bordered planes pp, PL elements apart
+local function image_planes(x, c0, c1)
+  local lines = { string.format("for (long c = %s; c < %s; c++) {", c0, c1) }
+  local at = c0 == "0" and "c" or "(c - " .. c0 .. ")"
+  for _, l in ipairs(image_rows("pp + " .. at .. "*PL", x .. " + (n*C + c)*H*W", true)) do lines[#lines + 1] = "    " .. l end
+  lines[#lines + 1] = "}"
+  return lines
+end
+
+-- C: off [channels*KH*KW], kernel offset (c, ky, kx)'s first element in planes PL apart, at
+-- output pixel (0, 0)
+local function plane_offsets(channels)
+  return {
+    "    const long PL = HP*S*WQ; /* one bordered plane */",
+    string.format("    int off[%s]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */", channels .. "*KH*KW"),
+    string.format("    for (long c = 0; c < %s; c++)", channels),
+    "        for (long ky = 0; ky < KH; ky++)",
+    "            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);",
+  }
+end
+
+-- C: the bias b [O] added to image n's output planes yn [O, HO, WO]
+local function add_bias(yn, O, bias)
+  return {
+    string.format("for (long o = 0; o < %d; o++) {", O),
+    string.format("    real *yp = %s + o*HO*WO; const real bo = %s[o];", yn, bias),
+    "    for (long p = 0; p < HO*WO; p++) yp[p] += bo;",
+    "}",
+  }
+end
+
 local function gathered_fits(a, C, H, W)
   local _, Wo = out_hw(a, H, W)
   return C > 1 and Wo % 16 == 0
@@ -369,9 +399,7 @@ end
 local function gathered_conv(a, C, H, W, O, N, x_expr, w_expr, y_expr, work, bias_expr)
   local plane = plane_size(a, H, W)
   local _, Wo = out_hw(a, H, W)
-  local body = { "for (long c = 0; c < C; c++) {" }
-  for _, l in ipairs(image_rows("pp + c*PL", x_expr .. " + (n*C + c)*H*W", true)) do body[#body + 1] = "    " .. l end
-  body[#body + 1] = "}"
+  local body = image_planes(x_expr, "0", "C")
   body[#body + 1] = string.format("real *yn = %s + n*%d*HO*WO; /* [O, HO, WO] */", y_expr, O)
   if Wo >= 32 then -- 32 pixels of one output row (16 at the row's end if WO is an odd multiple of 16)
     body[#body + 1] = "for (long oy = 0; oy < HO; oy++)"
@@ -384,23 +412,15 @@ local function gathered_conv(a, C, H, W, O, N, x_expr, w_expr, y_expr, work, bia
     body[#body + 1] = string.format("    gemm_gathered(%d, oy + 1 < HO ? 32 : 16, KC, %s, KC, off, pp + oy*S*S*WQ, pp + (oy + 1)*S*S*WQ, yn + oy*WO, HO*WO);", O, w_expr)
   end
   if bias_expr then
-    body[#body + 1] = string.format("for (long o = 0; o < %d; o++) {", O)
-    body[#body + 1] = string.format("    real *yp = yn + o*HO*WO; const real bo = %s[o];", bias_expr)
-    body[#body + 1] = "    for (long p = 0; p < HO*WO; p++) yp[p] += bo;"
-    body[#body + 1] = "}"
+    for _, l in ipairs(add_bias("yn", O, bias_expr)) do body[#body + 1] = l end
   end
-  local lines = {
-    constants(a, C, H, W, N),
-    "    const long PL = HP*S*WQ; /* one bordered plane */",
-    "    int off[KC]; /* kernel offset (c, ky, kx): its first element in the planes, at output pixel (0, 0) */",
-    "    for (long c = 0; c < C; c++)",
-    "        for (long ky = 0; ky < KH; ky++)",
-    "            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);",
-  }
+  local lines = { constants(a, C, H, W, N) }
+  for _, l in ipairs(plane_offsets("C")) do lines[#lines + 1] = l end
   for _, l in ipairs(lanes({}, { work = work }, body, nil, "pp", C * plane, "bordered planes [C, HP, S, WQ]")) do lines[#lines + 1] = l end
   return table.concat(lines, "\n")
 end
 
+-- y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C, kh, kw]) + b [O]
 M.ops.conv2d = {
   infer = function(n)
     local x, w, a = n.inputs[1], n.inputs[2], n.attrs
@@ -446,10 +466,7 @@ M.ops.conv2d = {
       body = row_tiles(z, tile)
     end
     if n.inputs[3] then
-      body[#body + 1] = string.format("for (long o = 0; o < %d; o++) {", z.O)
-      body[#body + 1] = string.format("    real *yp = %s + (n*%d + o)*HO*WO; const real bo = %s[o];", names.out, z.O, names.inputs[3])
-      body[#body + 1] = "    for (long p = 0; p < HO*WO; p++) yp[p] += bo;"
-      body[#body + 1] = "}"
+      for _, l in ipairs(add_bias(string.format("(%s + n*%d*HO*WO)", names.out, z.O), z.O, names.inputs[3])) do body[#body + 1] = l end
     end
     local lines = { constants(n.attrs, z.C, z.H, z.W, z.N) }
     for _, l in ipairs(lanes(z, names, body, "const real *col = " .. names.inputs[1] .. " + n*C*H*W;")) do
@@ -466,8 +483,9 @@ M.ops.conv2d = {
   flops = function(n) return conv_flops(n, n.inputs[1].shape, n.inputs[2].shape) end,
 }
 
--- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]: per image, col = w^T . dy, then col2im.
--- Its columns are tiled, and each lane holds a bordered plane for every channel of its image.
+-- dx [N, C, H, W] from dy [N, O, Ho, Wo] and w [O, C, kh, kw]. At stride 1, a convolution of dy
+-- (input_grad_as_conv); else per image col = w^T . dy, a tile of output rows at a time, added
+-- into a bordered plane for every channel of the image (col2im), then written into dx.
 local function input_grad_sizes(n)
   local z = conv_sizes(n, n.attrs.x_shape, n.inputs[2].shape, true)
   z.plane = z.identity and 0 or z.plane * z.C
@@ -595,9 +613,7 @@ local function weight_grad_by_channels(n, names, z, chunks)
   else
     -- acc[chunk rows] += col_n . dy_n^T, the columns read from the planes
     chunk_body = { string.format("real *pp = %s + q*%d; /* this chunk's bordered planes [c1 - c0, HP, S, WQ] */", names.work, per_chunk) }
-    chunk_body[#chunk_body + 1] = "for (long c = c0; c < c1; c++) {"
-    for _, l in ipairs(image_rows("pp + (c - c0)*PL", x .. " + (n*C + c)*H*W", true)) do chunk_body[#chunk_body + 1] = "    " .. l end
-    chunk_body[#chunk_body + 1] = "}"
+    for _, l in ipairs(image_planes(x, "c0", "c1")) do chunk_body[#chunk_body + 1] = l end
     chunk_body[#chunk_body + 1] = string.format("gemm_gathered_sum((c1 - c0)*KH*KW, %d, HO, WO, pp, off, S*S*WQ, dyt, %d, n == 0 ? 0 : 1, acc + c0*KH*KW*%d, %d);",
       z.O, z.O, z.O, z.O)
   end
@@ -607,12 +623,8 @@ local function weight_grad_by_channels(n, names, z, chunks)
     string.format("    real *dyt = %s + %d; /* dy of image n, transposed [HO*WO, O] */", names.work, chunks * per_chunk + z.K * z.O),
   }
   if not z.identity then
-    local rows = math.ceil(z.C / chunks) * z.K / z.C
-    lines[#lines + 1] = "    const long PL = HP*S*WQ; /* one bordered plane */"
-    lines[#lines + 1] = string.format("    int off[%d]; /* a chunk's kernel offset (c - c0, ky, kx): its first element in the planes, at output pixel (0, 0) */", rows)
-    lines[#lines + 1] = string.format("    for (long c = 0; c < %d; c++)", math.ceil(z.C / chunks))
-    lines[#lines + 1] = "        for (long ky = 0; ky < KH; ky++)"
-    lines[#lines + 1] = "            for (long kx = 0; kx < KW; kx++) off[(c*KH + ky)*KW + kx] = (int)(c*PL + ky*S*WQ + kx % S*WQ + kx / S);"
+    lines[#lines + 1] = "    /* the offsets of a chunk's channels c - c0: every chunk's planes have the same layout */"
+    for _, l in ipairs(plane_offsets(tostring(math.ceil(z.C / chunks)))) do lines[#lines + 1] = l end
     lines[#lines + 1] = string.format("    memset(%s, 0, sizeof(real)*%d); /* the planes' borders */", names.work, chunks * per_chunk)
   end
   -- per image: all threads transpose dy_n, then each chunk adds its product (the barriers
@@ -637,8 +649,8 @@ end
 
 M.ops.conv2d_weight_grad = {
   infer = function(n) return n.attrs.w_shape, "real" end,
-  -- each chunk's columns, then acc [KC, O]; with a single input channel, each chunk's padded
-  -- image, then the partial sums
+  -- each chunk's planes, acc [KC, O] and dy transposed; with a single input channel, each
+  -- chunk's padded image, then the partial sums
   workspace = function(n)
     local z = conv_sizes(n, n.inputs[2].shape, n.attrs.w_shape)
     local chunks = weight_grad_chunks(z)
