@@ -39,11 +39,11 @@ static inline void gemm_gathered_sum(long m, long n, long R, long X, const real 
  * too) from 8 rows of A and 32 columns of B, 16 accumulators. They are named, never an array:
  * GCC kept an array of them in memory unless every index folded to a constant (40% of the speed).
  * Rows past mr repeat row mr - 1 and are not stored: the shapes here have whole blocks of 8. */
-#define GEMM_ROW_POINTERS(base, stride)                                                                          \
-    const float *a0 = (base), *a1 = (base) + (1 < mr ? 1 : mr - 1) * (stride),                                  \
-                *a2 = (base) + (2 < mr ? 2 : mr - 1) * (stride), *a3 = (base) + (3 < mr ? 3 : mr - 1) * (stride), \
-                *a4 = (base) + (4 < mr ? 4 : mr - 1) * (stride), *a5 = (base) + (5 < mr ? 5 : mr - 1) * (stride), \
-                *a6 = (base) + (6 < mr ? 6 : mr - 1) * (stride), *a7 = (base) + (7 < mr ? 7 : mr - 1) * (stride)
+/* the rows' pointers a0..a7: row i starts at ROW(i), rows past mr at ROW(mr - 1) */
+#define GEMM_ROW_POINTERS(ROW)                                                                                   \
+    const float *a0 = ROW(0), *a1 = ROW(1 < mr ? 1 : mr - 1), *a2 = ROW(2 < mr ? 2 : mr - 1),                    \
+                *a3 = ROW(3 < mr ? 3 : mr - 1), *a4 = ROW(4 < mr ? 4 : mr - 1), *a5 = ROW(5 < mr ? 5 : mr - 1),  \
+                *a6 = ROW(6 < mr ? 6 : mr - 1), *a7 = ROW(7 < mr ? 7 : mr - 1)
 #define GEMM_ACCUMULATORS                                                                                        \
     __m512 lo0 = _mm512_setzero_ps(), lo1 = lo0, lo2 = lo0, lo3 = lo0, lo4 = lo0, lo5 = lo0, lo6 = lo0, lo7 = lo0; \
     __m512 hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, hi4 = lo0, hi5 = lo0, hi6 = lo0, hi7 = lo0
@@ -90,7 +90,9 @@ static inline __mmask16 gemm_mask_hi(long n) { return (__mmask16)(n >= 32 ? 0xff
 /* gemm_tiled's block: a(i, p) = A[i*ars + p*aks], B's row p at B + p*ldb */
 static inline void gemm_tiled_block(long mr, long k, const float *A, long ars, long aks, const float *restrict B, long ldb,
                                     int beta, float *restrict C, long ldc, __mmask16 mlo, __mmask16 mhi) {
-    GEMM_ROW_POINTERS(A, ars);
+#define ROW(i) (A + (i) * ars)
+    GEMM_ROW_POINTERS(ROW);
+#undef ROW
     GEMM_ACCUMULATORS;
     for (long p = 0; p < k; p++) {
         const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B + p * ldb), b1 = _mm512_maskz_loadu_ps(mhi, B + p * ldb + 16);
@@ -104,7 +106,9 @@ static inline void gemm_gathered_block(long mr, long k, const float *A, long lda
                                        const float *B0, const float *B1, float *restrict C, long ldc, __mmask16 mlo,
                                        __mmask16 mhi) {
     const int beta = 0;
-    GEMM_ROW_POINTERS(A, lda);
+#define ROW(i) (A + (i) * lda)
+    GEMM_ROW_POINTERS(ROW);
+#undef ROW
     GEMM_ACCUMULATORS;
     for (long p = 0; p < k; p++) {
         const __m512 b0 = _mm512_maskz_loadu_ps(mlo, B0 + off[p]), b1 = _mm512_maskz_loadu_ps(mhi, B1 + off[p]);
@@ -117,9 +121,9 @@ static inline void gemm_gathered_block(long mr, long k, const float *A, long lda
 static inline void gemm_gathered_sum_block(long mr, long R, long X, const float *A, const int *off, long lda,
                                            const float *restrict B, long ldb, int beta, float *restrict C, long ldc,
                                            __mmask16 mlo, __mmask16 mhi) {
-    const float *a0 = A + off[0], *a1 = A + off[1 < mr ? 1 : mr - 1], *a2 = A + off[2 < mr ? 2 : mr - 1];
-    const float *a3 = A + off[3 < mr ? 3 : mr - 1], *a4 = A + off[4 < mr ? 4 : mr - 1], *a5 = A + off[5 < mr ? 5 : mr - 1];
-    const float *a6 = A + off[6 < mr ? 6 : mr - 1], *a7 = A + off[7 < mr ? 7 : mr - 1];
+#define ROW(i) (A + off[i])
+    GEMM_ROW_POINTERS(ROW);
+#undef ROW
     GEMM_ACCUMULATORS;
     for (long r = 0; r < R; r++) {
         const float *b = B + r * X * ldb;
